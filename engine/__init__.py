@@ -1,0 +1,1 @@
+"""Journey Engine: marketing-automation journeys as durable Temporal workflows."""

@@ -1,0 +1,1 @@
+"""The ``journey`` command line: a composition root (reads settings, wires clients)."""

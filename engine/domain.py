@@ -1,0 +1,85 @@
+"""Domain records shared by every layer: what a profile, an event, an enrollment and a delivery are.
+
+Plain frozen dataclasses with no behaviour that needs I/O; the store maps them to tables, the
+workflow and activities pass them around.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+DeliveryStatus = Literal["sent", "suppressed", "deferred", "failed", "expired"]
+"""sent: handed to the provider; suppressed: a rule refused it (reason says which); deferred: held
+until a window frees; failed: the provider refused it for good; expired: deferred past its expiry."""
+
+EnrollmentStatus = Literal["active", "completed", "converted", "exited"]
+"""completed: reached an exit step; converted: the goal event ended it; exited: an exit_on event."""
+
+Category = Literal["marketing", "transactional"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    id: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    tags: frozenset[str] = frozenset()
+    timezone: str = "Asia/Shanghai"
+    locale: str = "zh-CN"
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    profile_id: str
+    name: str
+    occurred_at: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JourneyVersion:
+    journey_id: str
+    version: int
+    content_hash: str
+    definition: dict[str, Any]
+    """The journey as ``Journey.model_dump(mode="json", by_alias=True)``."""
+    templates: dict[str, dict[str, str]]
+    """Template name -> content field (``text``, ``subject``, ...) -> Jinja source, frozen at deploy."""
+    deployed_at: datetime
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    id: str
+    journey_id: str
+    journey_version: int
+    profile_id: str
+    entered_at: datetime
+    status: EnrollmentStatus = "active"
+    ended_at: datetime | None = None
+    exit_step: str | None = None
+    path: tuple[str, ...] = ()
+    """Step ids in the order the run visited them, written when the run ends."""
+    variants: dict[str, str] = field(default_factory=dict)
+    """Split step id -> variant the person landed in."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    send_key: str
+    """Made by the workflow; one delivery row per key, whatever the retries."""
+    journey_id: str
+    journey_version: int
+    profile_id: str
+    step_id: str
+    channel: str
+    template: str
+    category: Category
+    status: DeliveryStatus
+    created_at: datetime
+    reason: str | None = None
+    provider_message_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)

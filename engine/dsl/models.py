@@ -1,0 +1,286 @@
+"""The journey file: entry, re-entry, goal, exits, caps and the step graph.
+
+Every step has an ``id`` and exactly one kind key (``wait``, ``wait_for``, ``branch``, ``split``,
+``send``, ``update``, ``exit``). A step without an explicit successor goes to the one below it.
+Graph-level rules (targets exist, every step reachable, no loop without a wait, weights sum to 100)
+are checked in `engine.dsl.graph`, so that all problems are reported at once with their location.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+
+from engine.dsl.base import AttributeName, Slug, Strict
+from engine.dsl.conditions import Condition, Scalar
+from engine.dsl.durations import Duration
+
+_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class SegmentEntry(Strict):
+    """Members of a segment enter when it is evaluated on ``schedule`` (cron, policy timezone)."""
+
+    segment: Slug
+    schedule: str | None = Field(None, description='cron expression, e.g. "0 10 * * *"')
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from croniter import croniter
+
+            if not croniter.is_valid(value):
+                raise ValueError(f"expected a cron expression such as '0 10 * * *', got {value!r}")
+        return value
+
+
+class EventEntry(Strict):
+    """A person enters when they do ``event``."""
+
+    event: AttributeName
+
+
+class ApiEntry(Strict):
+    """People enter only through the API / CLI (``journey enroll``)."""
+
+    api: Literal[True]
+
+
+def _entry_kind(value: Any) -> str | None:
+    for key in ("segment", "event", "api"):
+        if (key in value) if isinstance(value, dict) else getattr(value, key, None) is not None:
+            return key
+    return None
+
+
+Entry = Annotated[
+    Annotated[SegmentEntry, Tag("segment")]
+    | Annotated[EventEntry, Tag("event")]
+    | Annotated[ApiEntry, Tag("api")],
+    Discriminator(
+        _entry_kind,
+        custom_error_type="entry_kind",
+        custom_error_message="expected an entry: {segment: ID}, {event: NAME} or {api: true}",
+    ),
+]
+
+
+class Reentry(Strict):
+    """May a person enter again? Never two live runs per person, whatever the policy."""
+
+    policy: Literal["once", "after", "always"] = "once"
+    cooldown: Duration | None = None
+
+    @model_validator(mode="after")
+    def _cooldown_with_after(self) -> Reentry:
+        if self.policy == "after" and self.cooldown is None:
+            raise ValueError("policy 'after' needs a cooldown, e.g. {policy: after, cooldown: 7d}")
+        if self.policy != "after" and self.cooldown is not None:
+            raise ValueError("a cooldown goes only with policy 'after'")
+        return self
+
+
+class Goal(Strict):
+    """Conversion: ``event`` within ``within`` of entry. It ends the run at once, even mid-wait."""
+
+    event: AttributeName
+    within: Duration
+
+
+class ExitOn(Strict):
+    """An event that ends the run at once (e.g. ``unsubscribed``)."""
+
+    event: AttributeName
+
+
+class Cap(Strict):
+    """A per-journey limit on top of the global policy: at most ``max`` sends ``per`` window."""
+
+    max: int = Field(ge=1)
+    per: Duration
+
+
+class WaitUntil(Strict):
+    """Wait until the next ``HH:MM`` in the person's timezone."""
+
+    until: str
+
+    @field_validator("until")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if not _TIME_OF_DAY.match(value):
+            raise ValueError(f"expected a time of day HH:MM such as '10:00', got {value!r}")
+        return value
+
+    @property
+    def hour_minute(self) -> tuple[int, int]:
+        hour, minute = self.until.split(":")
+        return int(hour), int(minute)
+
+
+class StepBase(Strict):
+    id: Slug
+
+
+class WaitStep(StepBase):
+    wait: Duration | WaitUntil
+    next: Slug | None = None
+
+
+class WaitFor(Strict):
+    event: AttributeName
+    timeout: Duration
+    on_event: Slug | None = None
+    on_timeout: Slug | None = None
+
+
+class WaitForStep(StepBase):
+    wait_for: WaitFor
+
+
+class When(Strict):
+    when: Condition
+    goto: Slug
+
+
+class Else(Strict):
+    else_: Slug = Field(alias="else")
+
+
+class BranchStep(StepBase):
+    """First matching ``when`` wins; ``else`` (last) otherwise; with no else, the step below."""
+
+    branch: list[When | Else] = Field(min_length=1)
+
+    @field_validator("branch")
+    @classmethod
+    def _else_last(cls, cases: list[When | Else]) -> list[When | Else]:
+        for case in cases[:-1]:
+            if isinstance(case, Else):
+                raise ValueError("'else' must be the last case of a branch")
+        return cases
+
+
+class Variant(Strict):
+    variant: Annotated[str, Field(min_length=1, max_length=32)]
+    weight: float = Field(ge=0, le=100)
+    goto: Slug
+
+
+class SplitStep(StepBase):
+    """Weighted, sticky: hash(journey, step, person) into 10,000 buckets. Weights sum to 100."""
+
+    split: list[Variant] = Field(min_length=2)
+
+
+class Send(Strict):
+    channel: Slug
+    template: Slug
+    category: Literal["marketing", "transactional"] = "marketing"
+    next: Slug | None = None
+    on_suppressed: Slug | None = None
+    on_failure: Slug | None = None
+
+
+class SendStep(StepBase):
+    send: Send
+
+
+class Update(Strict):
+    attributes: dict[AttributeName, Scalar | None] = Field(default_factory=dict)
+    add_tags: list[str] = Field(default_factory=list)
+    remove_tags: list[str] = Field(default_factory=list)
+
+
+class UpdateStep(StepBase):
+    update: Update
+    next: Slug | None = None
+
+
+class ExitBody(Strict):
+    reason: str | None = None
+
+
+class ExitStep(StepBase):
+    exit: ExitBody = Field(default_factory=ExitBody)
+
+    @field_validator("exit", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+STEP_KINDS = ("wait", "wait_for", "branch", "split", "send", "update", "exit")
+
+
+def _step_kind(value: Any) -> str | None:
+    keys = value.keys() if isinstance(value, dict) else type(value).model_fields.keys()
+    found = [k for k in STEP_KINDS if k in keys]
+    return found[0] if len(found) == 1 else None
+
+
+Step = Annotated[
+    Annotated[WaitStep, Tag("wait")]
+    | Annotated[WaitForStep, Tag("wait_for")]
+    | Annotated[BranchStep, Tag("branch")]
+    | Annotated[SplitStep, Tag("split")]
+    | Annotated[SendStep, Tag("send")]
+    | Annotated[UpdateStep, Tag("update")]
+    | Annotated[ExitStep, Tag("exit")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message=(
+            "expected a step with an id and exactly one of the keys " + ", ".join(STEP_KINDS)
+        ),
+    ),
+]
+
+
+class Journey(Strict):
+    """One journey file. Its content hash identifies a version: same content, same version."""
+
+    id: Slug
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    priority: int = Field(50, ge=0, le=100, description="higher wins arbitration")
+    entry: Entry
+    reentry: Reentry = Field(default_factory=Reentry)
+    goal: Goal | None = None
+    exit_on: list[ExitOn] = Field(default_factory=list)
+    caps: list[Cap] = Field(default_factory=list)
+    steps: list[Step] = Field(min_length=1)
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def following(self, step_id: str) -> str | None:
+        """The step below ``step_id`` (the default successor), or None at the end."""
+        ids = [s.id for s in self.steps]
+        index = ids.index(step_id)
+        return ids[index + 1] if index + 1 < len(ids) else None
+
+    def templates(self) -> set[str]:
+        return {s.send.template for s in self.steps if isinstance(s, SendStep)}
+
+    def listens_for(self) -> set[str]:
+        """Event names this journey reacts to (goal, exit_on, wait_for, event entry)."""
+        names = {e.event for e in self.exit_on}
+        if self.goal:
+            names.add(self.goal.event)
+        if isinstance(self.entry, EventEntry):
+            names.add(self.entry.event)
+        names |= {s.wait_for.event for s in self.steps if isinstance(s, WaitForStep)}
+        return names
+
+    def content_hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
