@@ -1,0 +1,167 @@
+"""The webhook connector: a signed JSON POST per message, to a URL the brand controls.
+
+Request body (UTF-8 JSON)::
+
+    {"send_key": ..., "channel": ..., "to": ..., "content": {...}, "metadata": {...}}
+
+Headers:
+
+- ``Idempotency-Key: <send_key>``: the same key is the same message; a receiver must not act
+  twice on it (the engine resends after a timeout).
+- ``X-Journey-Timestamp: <unix seconds>``
+- ``X-Journey-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>``
+
+A receiver checks the signature over the raw body bytes with :func:`verify_signature`, which also
+rejects timestamps outside a tolerance (replays). A 2xx response whose JSON has an ``id`` gives
+the receipt's provider id; any other status is mapped by :func:`connectors.base.raise_for_response`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import structlog
+
+from connectors.base import (
+    ConnectorConfigError,
+    DeliveryReceipt,
+    OutboundMessage,
+    classify_transport_error,
+    raise_for_response,
+)
+
+log = structlog.get_logger(__name__)
+
+SIGNATURE_HEADER = "X-Journey-Signature"
+TIMESTAMP_HEADER = "X-Journey-Timestamp"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def sign(secret: str | bytes, timestamp: int | str, body: str | bytes) -> str:
+    """The ``X-Journey-Signature`` header value for a body sent at ``timestamp``."""
+    signed = f"{timestamp}.".encode() + _as_bytes(body)
+    return "sha256=" + hmac.new(_as_bytes(secret), signed, hashlib.sha256).hexdigest()
+
+
+def verify_signature(
+    secret: str | bytes,
+    timestamp: int | str | None,
+    body: str | bytes,
+    header: str | None,
+    tolerance_s: float = 300,
+    now: float | None = None,
+) -> bool:
+    """Whether ``header`` is a valid signature of ``body`` sent at ``timestamp``.
+
+    ``body`` must be the raw request body exactly as received. False (never an exception) when
+    the header or timestamp is missing or malformed, or the timestamp is more than
+    ``tolerance_s`` seconds away from ``now`` (default: the current time). Constant-time compare.
+    """
+    if not header or timestamp is None:
+        return False
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        return False
+    current = time.time() if now is None else now
+    if abs(current - sent_at) > tolerance_s:
+        return False
+    expected = sign(secret, sent_at, body)
+    return hmac.compare_digest(expected.encode("ascii"), header.strip().encode("utf-8"))
+
+
+class WebhookConnector:
+    """POSTs each message to ``url``, signed with ``secret``; see the module docstring."""
+
+    name = "webhook"
+
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        client: httpx.AsyncClient,
+        timeout: float = 10.0,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise ConnectorConfigError(f"webhook url is not a valid URL: {exc}") from exc
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ConnectorConfigError("webhook url must be an absolute http(s) URL")
+        if not secret:
+            raise ConnectorConfigError("webhook secret must not be empty")
+        self._url = parsed
+        self._secret = secret.encode("utf-8")
+        self._client = client
+        self._timeout = timeout
+        self._clock = clock
+
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
+        body = json.dumps(
+            {
+                "send_key": message.send_key,
+                "channel": message.channel,
+                "to": message.to,
+                "content": dict(message.content),
+                "metadata": dict(message.metadata),
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode("utf-8")
+        timestamp = int(self._clock())
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(self._secret, timestamp, body),
+            IDEMPOTENCY_HEADER: message.send_key,
+        }
+        try:
+            response = await self._client.post(
+                self._url, content=body, headers=headers, timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            raise classify_transport_error(exc) from exc
+        raise_for_response(response)
+        provider_id = _provider_id(response) or _fallback_id(message.send_key)
+        log.info(
+            "message_sent",
+            connector=self.name,
+            channel=message.channel,
+            send_key=message.send_key,
+            status=response.status_code,
+            provider_message_id=provider_id,
+        )
+        return DeliveryReceipt(provider_message_id=provider_id, accepted_at=datetime.now(UTC))
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client is injected and owned by the caller."""
+
+
+def _provider_id(response: httpx.Response) -> str | None:
+    try:
+        body: Any = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    value = body.get("id")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value) or None
+
+
+def _fallback_id(send_key: str) -> str:
+    return "webhook-" + hashlib.sha256(send_key.encode("utf-8")).hexdigest()[:32]
