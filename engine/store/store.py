@@ -1,0 +1,585 @@
+"""The journey store: profiles, events, journey versions, enrollments and the delivery log.
+
+One ``Store`` per process, shared by the API, the worker's activities and the CLI. Every method
+opens a short connection or transaction of its own; nothing is held between calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.schema import Table
+
+from engine.domain import Delivery, Enrollment, EnrollmentStatus, Event, JourneyVersion, Profile
+from engine.store import records
+from engine.store.columns import require_aware
+from engine.store.connect import create_engine
+from engine.store.errors import EnrollmentNotFound, ProfileNotFound, VersionNotFound
+from engine.store.migrate import upgrade
+from engine.store.tables import (
+    PROFILE_ID_MAX,
+    deliveries,
+    enrollments,
+    events,
+    journey_versions,
+    profiles,
+)
+
+# Keeps IN (...) lists and multi-row statements well under SQLite's and PostgreSQL's bind limits.
+_CHUNK = 1000
+_DEPLOY_ATTEMPTS = 5
+# Namespace of the per-journey advisory locks taken by deploy_version on PostgreSQL.
+_PG_DEPLOY_LOCK = 0x4A56  # "JV"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+class Store:
+    """Async access to the journey database (SQLite or PostgreSQL).
+
+    Build it with :meth:`from_url`, call :meth:`migrate` once at start-up, :meth:`aclose` at exit
+    (or use ``async with``). Timestamps passed in must be timezone-aware (``ValueError``
+    otherwise); all returned timestamps are aware UTC. ``clock`` only stamps bookkeeping columns
+    (``updated_at``, ``received_at``).
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        schema: str | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._engine = engine
+        self._schema = schema
+        self._clock = clock
+
+    @classmethod
+    def from_url(cls, url: str | URL, *, schema: str | None = None, echo: bool = False) -> Store:
+        """A store for ``sqlite+aiosqlite:///path.db`` or ``postgresql+psycopg://user@host/db``.
+
+        ``schema`` (PostgreSQL only) puts every table in that schema; :meth:`migrate` creates it.
+        No connection is opened until the first call.
+        """
+        return cls(create_engine(url, schema=schema, echo=echo), schema=schema)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The underlying engine, for read queries over ``engine.store.tables`` (segments)."""
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self._engine.dispose()
+
+    # -- schema ------------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic ``upgrade head``); safe to repeat and
+        safe for several processes to run at once."""
+        if self.dialect == "sqlite":
+            await _ensure_sqlite_dir(self._engine.url)
+        async with self._engine.begin() as conn:
+            await conn.run_sync(upgrade, schema=self._schema)
+
+    # -- profiles ----------------------------------------------------------------------------
+
+    async def upsert_profiles(self, profiles_: Sequence[Profile]) -> int:
+        """Insert profiles, or replace the attributes, tags, timezone and locale of existing ones.
+
+        Returns how many distinct profiles were written (the last one wins for a repeated id).
+        Raises ``ValueError`` for an id longer than 128 characters, on every backend.
+        """
+        unique = {p.id: p for p in profiles_}
+        for profile_id in unique:
+            if len(profile_id) > PROFILE_ID_MAX:
+                raise ValueError(f"profile id longer than {PROFILE_ID_MAX}: {profile_id[:40]!r}...")
+        if not unique:
+            return 0
+        now = self._clock()
+        rows = [
+            {
+                "id": p.id,
+                "attributes": dict(p.attributes),
+                "tags": sorted(p.tags),
+                "timezone": p.timezone,
+                "locale": p.locale,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for p in unique.values()
+        ]
+        stmt = self._insert(profiles)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[profiles.c.id],
+            set_={
+                "attributes": stmt.excluded.attributes,
+                "tags": stmt.excluded.tags,
+                "timezone": stmt.excluded.timezone,
+                "locale": stmt.excluded.locale,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        async with self._engine.begin() as conn:
+            for start in range(0, len(rows), _CHUNK):
+                await conn.execute(stmt, rows[start : start + _CHUNK])
+        return len(rows)
+
+    async def get_profile(self, profile_id: str) -> Profile | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(profiles).where(profiles.c.id == profile_id))
+            ).one_or_none()
+        return None if row is None else records.profile(row)
+
+    async def get_profiles(self, profile_ids: Iterable[str]) -> dict[str, Profile]:
+        """The profiles that exist among ``profile_ids``, by id (missing ids are absent)."""
+        ids = list(dict.fromkeys(profile_ids))
+        found: dict[str, Profile] = {}
+        async with self._engine.connect() as conn:
+            for chunk in _chunks(ids):
+                result = await conn.execute(select(profiles).where(profiles.c.id.in_(chunk)))
+                for row in result:
+                    found[row.id] = records.profile(row)
+        return found
+
+    async def update_profile(
+        self,
+        profile_id: str,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        add_tags: Iterable[str] = (),
+        remove_tags: Iterable[str] = (),
+    ) -> Profile:
+        """Merge ``attributes`` into the profile (a ``None`` value deletes that attribute), add then
+        remove tags (a tag in both ends up removed), atomically; returns the updated profile.
+
+        Raises ``ProfileNotFound`` when there is no such profile.
+        """
+        async with self._engine.begin() as conn:
+            # Writing the row first takes its write lock (a row lock on PostgreSQL, the database
+            # write lock on SQLite) before we read it, so concurrent updates cannot lose each
+            # other's changes; it is the portable form of SELECT ... FOR UPDATE.
+            touched = await conn.execute(
+                update(profiles).where(profiles.c.id == profile_id).values(updated_at=self._clock())
+            )
+            if touched.rowcount == 0:
+                raise ProfileNotFound(profile_id)
+            row = (await conn.execute(select(profiles).where(profiles.c.id == profile_id))).one()
+            merged = dict(row.attributes)
+            for key, value in (attributes or {}).items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            tags = (set(row.tags) | set(add_tags)) - set(remove_tags)
+            await conn.execute(
+                update(profiles)
+                .where(profiles.c.id == profile_id)
+                .values(attributes=merged, tags=sorted(tags))
+            )
+        return Profile(
+            id=row.id,
+            attributes=merged,
+            tags=frozenset(tags),
+            timezone=row.timezone,
+            locale=row.locale,
+        )
+
+    async def iter_profiles(self, batch_size: int = 1000) -> AsyncIterator[list[Profile]]:
+        """Every profile, in batches ordered by id (keyset pagination: stable and cheap however
+        deep). Each batch is read in its own short connection, so a slow consumer holds none."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        after: str | None = None
+        while True:
+            query = select(profiles).order_by(profiles.c.id).limit(batch_size)
+            if after is not None:
+                query = query.where(profiles.c.id > after)
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+            if not rows:
+                return
+            yield [records.profile(row) for row in rows]
+            if len(rows) < batch_size:
+                return
+            after = rows[-1].id
+
+    async def count_profiles(self) -> int:
+        async with self._engine.connect() as conn:
+            return int(
+                (await conn.execute(select(func.count()).select_from(profiles))).scalar_one()
+            )
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def record_event(self, event: Event) -> bool:
+        """Store ``event``; ``False`` (and nothing written) when its ``event_id`` is already
+        stored, so a client may resend events freely."""
+        stmt = (
+            self._insert(events)
+            .values(
+                event_id=event.event_id,
+                profile_id=event.profile_id,
+                name=event.name,
+                properties=dict(event.properties),
+                occurred_at=require_aware(event.occurred_at),
+                received_at=self._clock(),
+            )
+            .on_conflict_do_nothing(index_elements=[events.c.event_id])
+            # RETURNING says portably whether a row went in (rowcount is not reliable with it,
+            # and SQLAlchemy adds an implicit RETURNING for the autoincrement key on PostgreSQL).
+            .returning(events.c.pk)
+        )
+        async with self._engine.begin() as conn:
+            inserted = (await conn.execute(stmt)).first() is not None
+        return inserted
+
+    async def events_for(
+        self, profile_id: str, name: str | None = None, since: datetime | None = None
+    ) -> list[Event]:
+        """A profile's events, oldest first; only those called ``name`` and those at or after
+        ``since`` when given."""
+        query = select(events).where(events.c.profile_id == profile_id)
+        if name is not None:
+            query = query.where(events.c.name == name)
+        if since is not None:
+            query = query.where(events.c.occurred_at >= require_aware(since))
+        query = query.order_by(events.c.occurred_at, events.c.pk)
+        async with self._engine.connect() as conn:
+            return [records.event(row) for row in await conn.execute(query)]
+
+    async def goal_events(self, name: str, profile_ids: Sequence[str]) -> dict[str, list[datetime]]:
+        """When each of ``profile_ids`` did event ``name``, oldest first; every requested id is a
+        key (with an empty list when the person never did it)."""
+        times: dict[str, list[datetime]] = {pid: [] for pid in profile_ids}
+        async with self._engine.connect() as conn:
+            for chunk in _chunks(list(times)):
+                result = await conn.execute(
+                    select(events.c.profile_id, events.c.occurred_at)
+                    .where(events.c.name == name, events.c.profile_id.in_(chunk))
+                    .order_by(events.c.occurred_at, events.c.pk)
+                )
+                for profile_id, occurred_at in result:
+                    times[profile_id].append(occurred_at)
+        return times
+
+    # -- journey versions --------------------------------------------------------------------
+
+    async def deploy_version(
+        self,
+        journey_id: str,
+        content_hash: str,
+        definition: dict[str, Any],
+        templates: dict[str, dict[str, str]],
+        source: str,
+        now: datetime,
+    ) -> tuple[JourneyVersion, bool]:
+        """Deploy a journey's content: ``(version, True)`` with the next version number (from 1)
+        when the content is new, ``(existing version, False)`` when this exact content was
+        deployed before. Concurrent deploys never share a number (the primary key refuses the
+        loser, which retries)."""
+        for attempt in range(1, _DEPLOY_ATTEMPTS + 1):
+            try:
+                async with self._engine.begin() as conn:
+                    await _lock_journey(conn, journey_id)
+                    existing = (
+                        await conn.execute(
+                            select(journey_versions).where(
+                                journey_versions.c.journey_id == journey_id,
+                                journey_versions.c.content_hash == content_hash,
+                            )
+                        )
+                    ).one_or_none()
+                    if existing is not None:
+                        return records.journey_version(existing), False
+                    latest = (
+                        await conn.execute(
+                            select(func.max(journey_versions.c.version)).where(
+                                journey_versions.c.journey_id == journey_id
+                            )
+                        )
+                    ).scalar_one()
+                    version = (latest or 0) + 1
+                    await conn.execute(
+                        journey_versions.insert().values(
+                            journey_id=journey_id,
+                            version=version,
+                            content_hash=content_hash,
+                            definition=definition,
+                            templates=templates,
+                            source=source,
+                            deployed_at=require_aware(now),
+                        )
+                    )
+                    row = (await conn.execute(_version_query(journey_id, version))).one()
+                    return records.journey_version(row), True
+            except IntegrityError:
+                if attempt == _DEPLOY_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get_version(self, journey_id: str, version: int) -> JourneyVersion:
+        """Raises ``VersionNotFound`` when that version was never deployed."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(_version_query(journey_id, version))).one_or_none()
+        if row is None:
+            raise VersionNotFound(journey_id, version)
+        return records.journey_version(row)
+
+    async def latest_version(self, journey_id: str) -> JourneyVersion | None:
+        query = (
+            select(journey_versions)
+            .where(journey_versions.c.journey_id == journey_id)
+            .order_by(journey_versions.c.version.desc())
+            .limit(1)
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return None if row is None else records.journey_version(row)
+
+    async def latest_versions(self) -> list[JourneyVersion]:
+        """The newest version of every deployed journey, ordered by journey id."""
+        newest = (
+            select(
+                journey_versions.c.journey_id,
+                func.max(journey_versions.c.version).label("version"),
+            )
+            .group_by(journey_versions.c.journey_id)
+            .subquery()
+        )
+        query = (
+            select(journey_versions)
+            .join(
+                newest,
+                and_(
+                    journey_versions.c.journey_id == newest.c.journey_id,
+                    journey_versions.c.version == newest.c.version,
+                ),
+            )
+            .order_by(journey_versions.c.journey_id)
+        )
+        async with self._engine.connect() as conn:
+            return [records.journey_version(row) for row in await conn.execute(query)]
+
+    # -- enrollments -------------------------------------------------------------------------
+
+    async def create_enrollment(self, enrollment: Enrollment) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                enrollments.insert().values(
+                    id=enrollment.id,
+                    journey_id=enrollment.journey_id,
+                    journey_version=enrollment.journey_version,
+                    profile_id=enrollment.profile_id,
+                    entered_at=require_aware(enrollment.entered_at),
+                    status=enrollment.status,
+                    ended_at=None
+                    if enrollment.ended_at is None
+                    else require_aware(enrollment.ended_at),
+                    exit_step=enrollment.exit_step,
+                    path=list(enrollment.path),
+                    variants=dict(enrollment.variants),
+                )
+            )
+
+    async def delete_enrollment(self, enrollment_id: str) -> None:
+        """Remove an enrollment (its run could not be started); no error if it is not there."""
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(enrollments).where(enrollments.c.id == enrollment_id))
+
+    async def get_enrollment(self, enrollment_id: str) -> Enrollment | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(enrollments).where(enrollments.c.id == enrollment_id))
+            ).one_or_none()
+        return None if row is None else records.enrollment(row)
+
+    async def last_enrollment(self, journey_id: str, profile_id: str) -> Enrollment | None:
+        """The person's most recent enrollment in the journey (by ``entered_at``), for re-entry."""
+        query = (
+            select(enrollments)
+            .where(enrollments.c.journey_id == journey_id, enrollments.c.profile_id == profile_id)
+            .order_by(enrollments.c.entered_at.desc(), enrollments.c.id.desc())
+            .limit(1)
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return None if row is None else records.enrollment(row)
+
+    async def enrollments(self, journey_id: str) -> list[Enrollment]:
+        """Every enrollment in the journey, oldest first."""
+        query = (
+            select(enrollments)
+            .where(enrollments.c.journey_id == journey_id)
+            .order_by(enrollments.c.entered_at, enrollments.c.id)
+        )
+        async with self._engine.connect() as conn:
+            return [records.enrollment(row) for row in await conn.execute(query)]
+
+    async def finish_enrollment(
+        self,
+        enrollment_id: str,
+        *,
+        status: EnrollmentStatus,
+        ended_at: datetime,
+        exit_step: str | None,
+        path: Sequence[str],
+        variants: Mapping[str, str],
+    ) -> None:
+        """Record how a run ended. The first finish wins: finishing again (a retried activity) is
+        a no-op. Raises ``EnrollmentNotFound`` for an unknown id."""
+        if status == "active":
+            raise ValueError("a finished enrollment cannot have status 'active'")
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(enrollments)
+                .where(enrollments.c.id == enrollment_id, enrollments.c.status == "active")
+                .values(
+                    status=status,
+                    ended_at=require_aware(ended_at),
+                    exit_step=exit_step,
+                    path=list(path),
+                    variants=dict(variants),
+                )
+            )
+            if result.rowcount == 0:
+                exists = (
+                    await conn.execute(
+                        select(enrollments.c.id).where(enrollments.c.id == enrollment_id)
+                    )
+                ).one_or_none()
+                if exists is None:
+                    raise EnrollmentNotFound(enrollment_id)
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    async def get_delivery(self, send_key: str) -> Delivery | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(deliveries).where(deliveries.c.send_key == send_key))
+            ).one_or_none()
+        return None if row is None else records.delivery(row)
+
+    async def record_delivery(self, delivery: Delivery) -> Delivery:
+        """Log the outcome of a send and return the row as stored.
+
+        A new send key is inserted. An existing one gets the new status, reason, provider message
+        id and detail, except that a row already ``sent`` is never changed: a retried send
+        activity cannot turn a sent message into anything else.
+        """
+        now = self._clock()
+        stmt = self._insert(deliveries).values(
+            send_key=delivery.send_key,
+            journey_id=delivery.journey_id,
+            journey_version=delivery.journey_version,
+            profile_id=delivery.profile_id,
+            step_id=delivery.step_id,
+            channel=delivery.channel,
+            template=delivery.template,
+            category=delivery.category,
+            status=delivery.status,
+            reason=delivery.reason,
+            provider_message_id=delivery.provider_message_id,
+            detail=dict(delivery.detail),
+            created_at=require_aware(delivery.created_at),
+            updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[deliveries.c.send_key],
+            set_={
+                "status": stmt.excluded.status,
+                "reason": stmt.excluded.reason,
+                "provider_message_id": stmt.excluded.provider_message_id,
+                "detail": stmt.excluded.detail,
+                "updated_at": stmt.excluded.updated_at,
+            },
+            where=deliveries.c.status != "sent",
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+            row = (
+                await conn.execute(
+                    select(deliveries).where(deliveries.c.send_key == delivery.send_key)
+                )
+            ).one()
+        return records.delivery(row)
+
+    async def deliveries(
+        self, *, journey_id: str | None = None, profile_id: str | None = None
+    ) -> list[Delivery]:
+        """Deliveries, oldest first, optionally only one journey's and/or one person's."""
+        query = select(deliveries)
+        if journey_id is not None:
+            query = query.where(deliveries.c.journey_id == journey_id)
+        if profile_id is not None:
+            query = query.where(deliveries.c.profile_id == profile_id)
+        query = query.order_by(deliveries.c.created_at, deliveries.c.send_key)
+        async with self._engine.connect() as conn:
+            return [records.delivery(row) for row in await conn.execute(query)]
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
+        """A dialect INSERT, for ``ON CONFLICT`` (both dialects spell it the same way)."""
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+
+async def _lock_journey(conn: AsyncConnection, journey_id: str) -> None:
+    """Serialise deploys of one journey until the transaction ends, so concurrent deploys queue
+    instead of colliding; the unique constraints stay the guarantee, this only spares retries."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(func.pg_advisory_xact_lock(_PG_DEPLOY_LOCK, func.hashtext(journey_id)))
+        )
+    else:
+        # SQLite: take the database write lock now rather than at the INSERT.
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _version_query(journey_id: str, version: int) -> Select[Any]:
+    return select(journey_versions).where(
+        journey_versions.c.journey_id == journey_id, journey_versions.c.version == version
+    )
+
+
+async def _ensure_sqlite_dir(url: URL) -> None:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    await asyncio.to_thread(Path(database).parent.mkdir, parents=True, exist_ok=True)

@@ -1,0 +1,114 @@
+"""The schema: one SQLAlchemy Core table per domain record.
+
+The Alembic revisions in ``migrations/versions`` create exactly this schema (a test compares the
+two); change both together. Other layers may read these tables directly (for example to evaluate a
+segment's SQL condition over ``profiles``), but only the store writes them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from engine.store.columns import Json, UTCDateTime
+
+PROFILE_ID_MAX = 128
+
+# Explicit constraint names so migrations are reproducible across backends.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("id", String(PROFILE_ID_MAX), primary_key=True),
+    Column("attributes", Json, nullable=False),
+    Column("tags", Json, nullable=False, comment="sorted list of tag names"),
+    Column("timezone", String(64), nullable=False),
+    Column("locale", String(35), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    # BigInteger on PostgreSQL, plain INTEGER on SQLite (only INTEGER PRIMARY KEY autoincrements).
+    Column(
+        "pk", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("event_id", String, nullable=False, unique=True),
+    Column("profile_id", String(PROFILE_ID_MAX), nullable=False),
+    Column("name", String, nullable=False),
+    Column("properties", Json, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index(None, "profile_id", "name", "occurred_at"),
+    Index(None, "name", "occurred_at"),
+)
+
+journey_versions = Table(
+    "journey_versions",
+    metadata,
+    Column("journey_id", String, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String, nullable=False),
+    Column("definition", Json, nullable=False),
+    Column("templates", Json, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("deployed_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("journey_id", "version"),
+    UniqueConstraint("journey_id", "content_hash"),
+)
+
+enrollments = Table(
+    "enrollments",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("journey_id", String, nullable=False),
+    Column("journey_version", Integer, nullable=False),
+    Column("profile_id", String(PROFILE_ID_MAX), nullable=False),
+    Column("entered_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("exit_step", String, nullable=True),
+    Column("path", Json, nullable=False),
+    Column("variants", Json, nullable=False),
+    Index(None, "journey_id", "profile_id", "entered_at"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("send_key", String, primary_key=True),
+    Column("journey_id", String, nullable=False),
+    Column("journey_version", Integer, nullable=False),
+    Column("profile_id", String(PROFILE_ID_MAX), nullable=False),
+    Column("step_id", String, nullable=False),
+    Column("channel", String, nullable=False),
+    Column("template", String, nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("provider_message_id", String, nullable=True),
+    Column("detail", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "profile_id", "created_at"),
+    Index(None, "journey_id", "step_id"),
+)

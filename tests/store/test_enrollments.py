@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from engine.domain import Enrollment
+from engine.store import EnrollmentNotFound, Store
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def _enrollment(eid: str, entered: datetime, profile_id: str = "p1") -> Enrollment:
+    return Enrollment(eid, "cart", 1, profile_id, entered)
+
+
+async def test_last_enrollment_is_the_most_recent_entry(store: Store) -> None:
+    assert await store.last_enrollment("cart", "p1") is None
+    second = _enrollment("e2", T0 + timedelta(days=8))
+    for e in (_enrollment("e1", T0), second, _enrollment("e3", T0 + timedelta(days=9), "p2")):
+        await store.create_enrollment(e)
+
+    assert await store.last_enrollment("cart", "p1") == second
+    assert await store.get_enrollment("e1") == _enrollment("e1", T0)
+    assert [e.id for e in await store.enrollments("cart")] == ["e1", "e2", "e3"]
+    assert await store.enrollments("other") == []
+
+
+async def test_finishing_twice_is_harmless_and_the_first_finish_wins(store: Store) -> None:
+    await store.create_enrollment(_enrollment("e1", T0))
+    finish = {
+        "status": "converted",
+        "ended_at": T0 + timedelta(days=1),
+        "exit_step": "wait_pay",
+        "path": ["pause", "test", "copy_a", "wait_pay"],
+        "variants": {"test": "A"},
+    }
+
+    await store.finish_enrollment("e1", **finish)  # type: ignore[arg-type]
+    await store.finish_enrollment("e1", **finish)  # type: ignore[arg-type]
+    await store.finish_enrollment(
+        "e1",
+        status="completed",
+        ended_at=T0 + timedelta(days=2),
+        exit_step="done",
+        path=[],
+        variants={},
+    )
+
+    assert await store.get_enrollment("e1") == Enrollment(
+        "e1",
+        "cart",
+        1,
+        "p1",
+        T0,
+        status="converted",
+        ended_at=T0 + timedelta(days=1),
+        exit_step="wait_pay",
+        path=("pause", "test", "copy_a", "wait_pay"),
+        variants={"test": "A"},
+    )
+
+
+async def test_finishing_an_unknown_enrollment_raises(store: Store) -> None:
+    with pytest.raises(EnrollmentNotFound):
+        await store.finish_enrollment(
+            "nope", status="exited", ended_at=T0, exit_step=None, path=[], variants={}
+        )
+
+
+async def test_a_deleted_enrollment_is_gone(store: Store) -> None:
+    await store.create_enrollment(_enrollment("e1", T0))
+
+    await store.delete_enrollment("e1")
+    await store.delete_enrollment("e1")
+
+    assert await store.get_enrollment("e1") is None
+    assert await store.last_enrollment("cart", "p1") is None
