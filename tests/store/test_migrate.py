@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -77,3 +78,15 @@ def test_schema_is_refused_for_sqlite_and_for_odd_names() -> None:
         Store.from_url("sqlite+aiosqlite:///x.db", schema="jt_x")
     with pytest.raises(ValueError, match="schema must match"):
         Store.from_url("postgresql+psycopg://u@h/db", schema='x"; drop')
+
+
+async def test_building_a_store_opens_no_connection() -> None:
+    store = Store.from_url("postgresql+psycopg://nobody@127.0.0.1:1/nowhere", schema="jt_none")
+    await store.aclose()
+
+
+async def test_migrate_creates_the_sqlite_directory(tmp_path: Path) -> None:
+    async with Store.from_url(f"sqlite+aiosqlite:///{tmp_path}/a/b/journey.db") as store:
+        await store.migrate()
+        assert await store.count_profiles() == 0
+    assert (tmp_path / "a" / "b" / "journey.db").is_file()
