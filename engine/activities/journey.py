@@ -1,0 +1,242 @@
+"""`JourneyActivities`: one class holding the ports, one method per activity.
+
+Every side effect is idempotent on a key the workflow made: a send key has at most one delivery
+row, and a send whose row already says ``sent`` is never handed to a connector again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from connectors.base import (
+    ConnectorConfigError,
+    ConnectorError,
+    OutboundMessage,
+    PermanentSendError,
+    RetryableSendError,
+)
+from connectors.registry import ConnectorRegistry
+from engine.caps.checker import CapChecker, CapRequest
+from engine.conditions.python import matches
+from engine.domain import Delivery, DeliveryStatus, JourneyVersion, Profile
+from engine.store import Store
+from engine.templates import TemplateError, render
+from engine.workflow.messages import (
+    BranchInput,
+    BranchResult,
+    FinishInput,
+    SendInput,
+    SendResult,
+    UpdateInput,
+)
+
+log = structlog.get_logger(__name__)
+
+ADDRESS_ATTRIBUTES = {
+    "email": "email",
+    "sms": "phone",
+    "wecom": "wecom_external_userid",
+    "push": "push_token",
+}
+"""Where a channel finds the person's address; other channels address the profile id."""
+
+
+def address_for(channel: str, profile: Profile) -> str | None:
+    attribute = ADDRESS_ATTRIBUTES.get(channel)
+    if attribute is None:
+        return profile.id
+    value = profile.attributes.get(attribute)
+    return str(value) if value else None
+
+
+class JourneyActivities:
+    def __init__(self, store: Store, caps: CapChecker, connectors: ConnectorRegistry) -> None:
+        self._store = store
+        self._caps = caps
+        self._connectors = connectors
+        self._versions: dict[tuple[str, int], JourneyVersion] = {}
+
+    def all(self) -> list[object]:
+        """The activity callables to register on a worker."""
+        return [self.send, self.evaluate_branch, self.update_profile, self.finish_run]
+
+    async def _version(self, journey_id: str, version: int) -> JourneyVersion:
+        # Versions are immutable, so caching them forever is safe.
+        key = (journey_id, version)
+        if key not in self._versions:
+            self._versions[key] = await self._store.get_version(journey_id, version)
+        return self._versions[key]
+
+    @activity.defn(name="send")
+    async def send(self, input: SendInput) -> SendResult:
+        """Caps, render, connector, delivery log — one activity per send attempt."""
+        bound = log.bind(
+            journey_id=input.journey_id,
+            profile_id=input.profile_id,
+            step=input.step_id,
+            send_key=input.send_key,
+        )
+        stored = await self._store.get_delivery(input.send_key)
+        if stored is not None and stored.status in ("sent", "failed", "suppressed"):
+            return SendResult(
+                status=stored.status,
+                reason=stored.reason,
+                provider_message_id=stored.provider_message_id,
+            )
+        profile = await self._store.get_profile(input.profile_id)
+        if profile is None:
+            return await self._record(input, "suppressed", "profile_missing")
+        address = address_for(input.channel, profile)
+        if address is None:
+            return await self._record(input, "suppressed", f"no_address:{input.channel}")
+
+        if input.category == "marketing":
+            decision = await self._caps.reserve(
+                CapRequest(
+                    send_key=input.send_key,
+                    profile_id=input.profile_id,
+                    journey_id=input.journey_id,
+                    channel=input.channel,
+                    priority=input.priority,
+                    at=input.at,
+                    timezone=input.timezone,
+                    journey_caps=tuple(input.caps),
+                    tags=tuple(sorted(profile.tags)),
+                )
+            )
+            if not decision.allowed:
+                status: DeliveryStatus = "deferred" if decision.action == "defer" else "suppressed"
+                return await self._record(input, status, decision.rule, retry_at=decision.retry_at)
+
+        version = await self._version(input.journey_id, input.version)
+        try:
+            content = render(
+                version.templates[input.template],
+                profile,
+                {"journey": {"id": input.journey_id}, "step": {"id": input.step_id}},
+            )
+        except (KeyError, TemplateError) as exc:
+            await self._caps.release(input.send_key, input.profile_id)
+            bound.warning("template_failed", template=input.template, error=str(exc))
+            return await self._record(input, "failed", f"template:{input.template}: {exc}")
+
+        try:
+            connector = self._connectors.for_channel(input.channel)
+        except ConnectorConfigError as exc:
+            await self._caps.release(input.send_key, input.profile_id)
+            bound.error("channel_not_configured", channel=input.channel, error=str(exc))
+            return await self._record(input, "failed", f"channel_not_configured:{input.channel}")
+        message = OutboundMessage(
+            send_key=input.send_key,
+            channel=input.channel,
+            to=address,
+            content=content,
+            metadata={
+                "journey_id": input.journey_id,
+                "step_id": input.step_id,
+                "profile_id": input.profile_id,
+                "template": input.template,
+            },
+        )
+        try:
+            receipt = await connector.send(message)
+        except RetryableSendError as exc:
+            # Keep the reservation: the retry uses the same send key and must not count twice.
+            bound.warning("send_retry", channel=input.channel, code=exc.code)
+            raise ApplicationError(
+                f"{input.channel} is temporarily unavailable: {exc}",
+                type="RetryableSendError",
+                next_retry_delay=(
+                    timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
+                ),
+            ) from exc
+        except PermanentSendError as exc:
+            await self._caps.release(input.send_key, input.profile_id)
+            bound.warning("send_failed", channel=input.channel, code=exc.code)
+            return await self._record(input, "failed", f"provider:{exc.code or 'refused'}")
+        except ConnectorError as exc:
+            # Neither retryable nor permanent by its own account: retry, the safer side.
+            bound.warning("send_retry", channel=input.channel, error=type(exc).__name__)
+            raise ApplicationError(str(exc), type=type(exc).__name__) from exc
+        return await self._record(
+            input, "sent", None, provider_message_id=receipt.provider_message_id
+        )
+
+    async def _record(
+        self,
+        input: SendInput,
+        status: DeliveryStatus,
+        reason: str | None,
+        *,
+        retry_at: datetime | None = None,
+        provider_message_id: str | None = None,
+    ) -> SendResult:
+        log.info(
+            "delivery_recorded",
+            journey_id=input.journey_id,
+            profile_id=input.profile_id,
+            step=input.step_id,
+            send_key=input.send_key,
+            channel=input.channel,
+            status=status,
+            reason=reason,
+        )
+        stored = await self._store.record_delivery(
+            Delivery(
+                send_key=input.send_key,
+                journey_id=input.journey_id,
+                journey_version=input.version,
+                profile_id=input.profile_id,
+                step_id=input.step_id,
+                channel=input.channel,
+                template=input.template,
+                category=input.category,
+                status=status,
+                created_at=input.at,
+                reason=reason,
+                provider_message_id=provider_message_id,
+                detail={"retry_at": retry_at.isoformat()} if retry_at else {},
+            )
+        )
+        return SendResult(
+            status=stored.status,
+            reason=stored.reason,
+            retry_at=retry_at,
+            provider_message_id=stored.provider_message_id,
+        )
+
+    @activity.defn(name="evaluate_branch")
+    async def evaluate_branch(self, input: BranchInput) -> BranchResult:
+        """Index of the first condition the stored profile satisfies (a missing profile: none)."""
+        profile = await self._store.get_profile(input.profile_id)
+        if profile is None:
+            return BranchResult(index=None)
+        for index, condition in enumerate(input.conditions):
+            if matches(condition, profile):
+                return BranchResult(index=index)
+        return BranchResult(index=None)
+
+    @activity.defn(name="update_profile")
+    async def update_profile(self, input: UpdateInput) -> None:
+        await self._store.update_profile(
+            input.profile_id,
+            attributes=input.update.attributes,
+            add_tags=input.update.add_tags,
+            remove_tags=input.update.remove_tags,
+        )
+
+    @activity.defn(name="finish_run")
+    async def finish_run(self, input: FinishInput) -> None:
+        """Close the enrollment in the ledger (re-entry and reports read it)."""
+        await self._store.finish_enrollment(
+            input.enrollment_id,
+            status=input.status,
+            ended_at=input.ended_at.astimezone(UTC),
+            exit_step=input.exit_step,
+            path=input.path,
+            variants=input.variants,
+        )

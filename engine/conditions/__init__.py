@@ -1,0 +1,1 @@
+"""Evaluating the condition language (`engine.dsl.conditions`) against profiles."""

@@ -1,0 +1,46 @@
+"""Deploying a journey: validate, compile its templates, store an immutable version.
+
+The same content deploys to the same version; new content becomes version + 1. Runs in flight keep
+the version they started with (it is pinned in their input); new entries get the latest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+
+from engine.domain import JourneyVersion
+from engine.dsl.loader import load_journey
+from engine.dsl.models import Journey
+from engine.store import Store
+from engine.templates import load_templates
+
+
+async def deploy_journey(
+    store: Store, journey: Journey, templates_dir: Path, now: datetime, source: str = ""
+) -> tuple[JourneyVersion, bool]:
+    """Store ``journey`` with the templates it names; (version, created). Raises TemplateError."""
+    templates = load_templates(templates_dir, journey.templates())
+    return await store.deploy_version(
+        journey.id,
+        journey.content_hash() + ":" + _templates_hash(templates),
+        journey.model_dump(mode="json", by_alias=True),
+        templates,
+        source,
+        now,
+    )
+
+
+async def deploy_file(store: Store, path: Path, now: datetime) -> tuple[JourneyVersion, bool]:
+    """Deploy a journey file; its templates are read from ``templates/`` beside it.
+
+    Raises DslError (every problem, located) or TemplateError; nothing is stored then.
+    """
+    journey = load_journey(path)
+    return await deploy_journey(store, journey, path.parent / "templates", now, str(path))
+
+
+def _templates_hash(templates: dict[str, dict[str, str]]) -> str:
+    return hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()[:16]

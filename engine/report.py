@@ -1,0 +1,106 @@
+"""The funnel of a journey: who entered, which steps they reached, what was sent, who converted.
+
+Conversion is measured from the event store, not from the runs: a holdout person whose run ended
+at once still converts if they buy within the goal window — that is what makes holdouts honest.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from engine.dsl.models import Journey
+from engine.store import Store
+
+
+@dataclass(frozen=True)
+class StepRow:
+    step: str
+    reached: int
+    sent: int
+    suppressed: int
+    failed: int
+    exited: int
+    converted: int
+    """People who reached this step and converted within the goal window."""
+
+
+@dataclass(frozen=True)
+class Funnel:
+    journey_id: str
+    entered: int
+    active: int
+    converted: int
+    steps: list[StepRow]
+    variants: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    """Split step -> variant -> (people, converted)."""
+
+
+async def funnel(store: Store, journey: Journey) -> Funnel:
+    enrollments = await store.enrollments(journey.id)
+    converted_ids: set[str] = set()
+    if journey.goal is not None:
+        goal, within = journey.goal.event, journey.goal.within
+        times = await store.goal_events(goal, [e.profile_id for e in enrollments])
+        converted_ids = {
+            e.id
+            for e in enrollments
+            if any(e.entered_at <= t <= e.entered_at + within for t in times.get(e.profile_id, []))
+        }
+    reached: Counter[str] = Counter()
+    exited: Counter[str] = Counter()
+    conv_at: Counter[str] = Counter()
+    variants: dict[str, dict[str, list[int]]] = {}
+    for e in enrollments:
+        for step in dict.fromkeys(e.path):
+            reached[step] += 1
+            conv_at[step] += e.id in converted_ids
+        if e.status != "active" and e.exit_step:
+            exited[e.exit_step] += 1
+        for step, variant in e.variants.items():
+            cell = variants.setdefault(step, {}).setdefault(variant, [0, 0])
+            cell[0] += 1
+            cell[1] += e.id in converted_ids
+    sends = Counter((d.step_id, d.status) for d in await store.deliveries(journey_id=journey.id))
+    rows = [
+        StepRow(
+            step=s.id,
+            reached=reached[s.id],
+            sent=sends[(s.id, "sent")],
+            suppressed=sends[(s.id, "suppressed")] + sends[(s.id, "expired")],
+            failed=sends[(s.id, "failed")],
+            exited=exited[s.id],
+            converted=conv_at[s.id],
+        )
+        for s in journey.steps
+    ]
+    return Funnel(
+        journey_id=journey.id,
+        entered=len(enrollments),
+        active=sum(e.status == "active" for e in enrollments),
+        converted=len(converted_ids),
+        steps=rows,
+        variants={k: {v: (c[0], c[1]) for v, c in d.items()} for k, d in variants.items()},
+    )
+
+
+def format_funnel(f: Funnel, name: str = "") -> str:
+    """A plain-text table a marketer can read in a terminal."""
+    rate = f"{100 * f.converted / f.entered:.1f}%" if f.entered else "-"
+    lines = [
+        f"{f.journey_id}{' — ' + name if name else ''}: entered {f.entered}, "
+        f"converted {f.converted} ({rate}), still active {f.active}",
+        f"  {'step':<16}{'reached':>9}{'sent':>7}{'suppr.':>8}{'failed':>8}{'exited':>8}"
+        f"{'conv.':>7}",
+    ]
+    for r in f.steps:
+        lines.append(
+            f"  {r.step:<16}{r.reached:>9}{r.sent:>7}{r.suppressed:>8}{r.failed:>8}"
+            f"{r.exited:>8}{r.converted:>7}"
+        )
+    for step, cells in f.variants.items():
+        parts = ", ".join(
+            f"{v}: {n} people, {c} converted ({100 * c / n:.1f}%)" for v, (n, c) in cells.items()
+        )
+        lines.append(f"  split {step}: {parts}")
+    return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""The worker's composition root: read settings, wire store, caps and connectors, poll Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from connectors.registry import ConnectorRegistry, ConnectorSettings
+from engine.activities.journey import JourneyActivities
+from engine.caps.checker import AllowAll
+from engine.dsl.models import Journey, SendStep
+from engine.settings import Settings
+from engine.stack import StackError
+from engine.store import Store
+from engine.temporal import connect
+from engine.worker import build_worker
+
+log = structlog.get_logger(__name__)
+
+
+@asynccontextmanager
+async def journey_worker(settings: Settings, client: Client, store: Store) -> AsyncIterator[Worker]:
+    """A worker with every port wired; connector problems are reported before it polls."""
+    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+    registry = ConnectorRegistry.from_settings(ConnectorSettings(), http)
+    problems = registry.check()
+    for problem in problems:
+        log.warning("connector_not_configured", problem=problem)
+    needed = await _channels_in_use(store)
+    broken = [line for line in problems if any(f"channel {c!r}" in line for c in needed)]
+    if broken:
+        await http.aclose()
+        raise StackError("deployed journeys use unconfigured channels: " + "; ".join(broken))
+    activities = JourneyActivities(store, AllowAll(), registry)
+    try:
+        yield build_worker(client, settings.task_queue, activities.all())
+    finally:
+        await registry.aclose()
+        await http.aclose()
+
+
+async def _channels_in_use(store: Store) -> set[str]:
+    channels: set[str] = set()
+    for version in await store.latest_versions():
+        journey = Journey.model_validate(version.definition)
+        channels |= {s.send.channel for s in journey.steps if isinstance(s, SendStep)}
+    return channels
+
+
+async def run_worker(settings: Settings) -> None:
+    """Poll until SIGINT/SIGTERM, then finish in-flight tasks and exit."""
+    store = Store.from_url(settings.resolved_database_url())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        async with journey_worker(settings, client, store) as worker, worker:
+            log.info("worker_started", task_queue=settings.task_queue)
+            await stop.wait()
+    finally:
+        await store.aclose()

@@ -1,0 +1,35 @@
+"""Settings, read in one place (environment variables prefixed ``JOURNEY_``) and passed down.
+
+Nothing here opens a connection; composition roots (worker, api, cli) read `Settings()` once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SEARCH_ATTRIBUTES = ("JourneyId", "JourneyVersion", "ProfileId", "JourneyStep")
+"""Custom Keyword search attributes the runtime keeps up to date for operators."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOURNEY_", extra="ignore")
+
+    home: Path = Field(Path(".journey"), description="state of the embedded stack")
+    database_url: str = Field("", description="SQLAlchemy async URL; default: SQLite under `home`")
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "journeys"
+    redis_url: str = "redis://localhost:6379/0"
+    journeys_dir: Path = Path("journeys")
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    time_scale: float = Field(
+        1.0, gt=0, description="divides every wait; >1 only for demos and rehearsals"
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.home / 'journey.db'}"

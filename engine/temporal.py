@@ -1,0 +1,35 @@
+"""Connecting to Temporal the way every part of the engine must: same converter, same ids."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+JOURNEY_ID = SearchAttributeKey.for_keyword("JourneyId")
+JOURNEY_VERSION = SearchAttributeKey.for_keyword("JourneyVersion")
+PROFILE_ID = SearchAttributeKey.for_keyword("ProfileId")
+JOURNEY_STEP = SearchAttributeKey.for_keyword("JourneyStep")
+SEARCH_ATTRIBUTE_KEYS = (JOURNEY_ID, JOURNEY_VERSION, PROFILE_ID, JOURNEY_STEP)
+
+DATA_CONVERTER = pydantic_data_converter
+"""Workers, clients and the replayer must share it, or payloads will not decode."""
+
+
+def workflow_id(journey_id: str, profile_id: str) -> str:
+    """One live run per (journey, person): ``journey:<journey_id>:<profile_id>``."""
+    return f"journey:{journey_id}:{profile_id}"
+
+
+def run_search_attributes(journey_id: str, version: int, profile_id: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(JOURNEY_ID, journey_id),
+            SearchAttributePair(JOURNEY_VERSION, str(version)),
+            SearchAttributePair(PROFILE_ID, profile_id),
+        ]
+    )
+
+
+async def connect(address: str, namespace: str = "default") -> Client:
+    return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)

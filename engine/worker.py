@@ -1,0 +1,48 @@
+"""Building a journey worker: the workflow, the activities and the sandbox settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from engine.workflow.journey import JourneyWorkflow
+
+_DEFAULT = SandboxRestrictions.default
+# Our models are pure and deterministic; passing them through avoids re-importing pydantic models
+# in every sandboxed run (a large share of workflow-task CPU otherwise). ZoneInfo is proxied by
+# default (its cache-clearing methods are not deterministic); the interpreter only constructs
+# zones, whose rules are fixed for a given tzdata, so it is let through unproxied.
+SANDBOX = SandboxedWorkflowRunner(
+    restrictions=dataclasses.replace(
+        _DEFAULT,
+        invalid_module_members=_DEFAULT.invalid_module_members.with_child_unrestricted(
+            "zoneinfo", "ZoneInfo"
+        ),
+    ).with_passthrough_modules(
+        "engine.dsl", "engine.domain", "engine.workflow.messages", "pydantic", "zoneinfo"
+    )
+)
+
+
+def build_worker(
+    client: Client,
+    task_queue: str,
+    activities: Sequence[Any],
+    *,
+    max_concurrent_activities: int = 100,
+    workflow_task_pollers: int = 10,
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[JourneyWorkflow],
+        activities=list(activities),
+        workflow_runner=SANDBOX,
+        max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_workflow_task_polls=workflow_task_pollers,
+    )

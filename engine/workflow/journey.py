@@ -1,0 +1,294 @@
+"""`JourneyWorkflow`: interprets one pinned journey version for one person.
+
+History cost is kept near a hand-written workflow with the same timers and activities: transient
+steps (branch, split, update) cost no timer; condition reads, profile updates and the final ledger
+write are local activities (one marker event each); only resting steps (wait, wait_for, a deferred
+send) upsert the `JourneyStep` search attribute. Goal and exit_on events interrupt any wait at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+
+with workflow.unsafe.imports_passed_through():
+    from zoneinfo import ZoneInfo
+
+    from engine.domain import EnrollmentStatus
+    from engine.dsl.models import (
+        BranchStep,
+        Else,
+        ExitStep,
+        SendStep,
+        SplitStep,
+        Step,
+        UpdateStep,
+        WaitFor,
+        WaitForStep,
+        WaitStep,
+        WaitUntil,
+    )
+    from engine.workflow.messages import (
+        BranchInput,
+        BranchResult,
+        EventSignal,
+        FinishInput,
+        JourneyInput,
+        RunResult,
+        RunState,
+        SendInput,
+        SendResult,
+        UpdateInput,
+    )
+
+JOURNEY_STEP = SearchAttributeKey.for_keyword("JourneyStep")
+SPLIT_BUCKETS = 10_000
+
+_LOCAL = timedelta(seconds=30)
+_SEND_TIMEOUT = timedelta(minutes=2)
+_SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+)
+
+
+def split_bucket(journey_id: str, step_id: str, profile_id: str) -> int:
+    """Sticky bucket in [0, 10000): the same person always lands in the same variant."""
+    digest = hashlib.sha256(f"{journey_id}\x1f{step_id}\x1f{profile_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % SPLIT_BUCKETS
+
+
+def pick_variant(step: SplitStep, bucket: int) -> tuple[str, str]:
+    """(variant, goto) for ``bucket``: variants own consecutive ranges sized by weight."""
+    edge = 0.0
+    for variant in step.split:
+        edge += variant.weight * SPLIT_BUCKETS / 100
+        if bucket < edge:
+            return variant.variant, variant.goto
+    last = step.split[-1]
+    return last.variant, last.goto
+
+
+@workflow.defn(name="JourneyWorkflow")
+class JourneyWorkflow:
+    @workflow.init
+    def __init__(self, input: JourneyInput) -> None:
+        self._input = input
+        self._journey = input.journey
+        self._ended: tuple[EnrollmentStatus, str] | None = None
+        self._received: list[str] = []
+        self._step: str | None = None
+        self._waiting_for: str | None = None
+        self._until: datetime | None = None
+        self._path: list[str] = []
+        self._variants: dict[str, str] = {}
+        self._visits: dict[str, int] = {}
+
+    @workflow.signal(name="event")
+    def event(self, signal: EventSignal) -> None:
+        """A customer event. Goal and exit_on events end the run, even in the middle of a wait."""
+        if self._ended is not None:
+            return
+        goal = self._journey.goal
+        entered = workflow.info().start_time
+        if (
+            goal
+            and signal.name == goal.event
+            and workflow.now() - entered <= self._scaled(goal.within)
+        ):
+            self._ended = ("converted", signal.name)
+        elif any(e.event == signal.name for e in self._journey.exit_on):
+            self._ended = ("exited", signal.name)
+        self._received.append(signal.name)
+
+    @workflow.query(name="state")
+    def state(self) -> RunState:
+        status: EnrollmentStatus = self._ended[0] if self._ended else "active"
+        return RunState(
+            journey_id=self._journey.id,
+            version=self._input.version,
+            step=self._step,
+            status=status,
+            waiting_for=self._waiting_for,
+            until=self._until,
+            path=list(self._path),
+            variants=dict(self._variants),
+        )
+
+    @workflow.run
+    async def run(self, input: JourneyInput) -> RunResult:
+        step_id: str | None = self._journey.steps[0].id
+        while step_id is not None and self._ended is None:
+            self._step = step_id
+            self._path.append(step_id)
+            self._visits[step_id] = self._visits.get(step_id, 0) + 1
+            step_id = await self._execute(self._journey.step(step_id))
+        status, reason = self._ended or ("completed", None)
+        self._waiting_for = self._until = None
+        workflow.set_current_details(f"ended: {status} at step {self._step}")
+        await workflow.execute_local_activity(
+            "finish_run",
+            FinishInput(
+                enrollment_id=input.enrollment_id,
+                status=status,
+                exit_step=self._step,
+                path=self._path,
+                variants=self._variants,
+                ended_at=workflow.now(),
+            ),
+            start_to_close_timeout=_LOCAL,
+        )
+        return RunResult(
+            status=status,
+            exit_step=self._step,
+            reason=reason,
+            path=self._path,
+            variants=self._variants,
+        )
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    async def _execute(self, step: Step) -> str | None:
+        """Run one step; return the id of the next one, or None when the run ends."""
+        if isinstance(step, WaitStep):
+            await self._pause(step.id, self._wait_length(step.wait))
+            return step.next or self._journey.following(step.id)
+        if isinstance(step, WaitForStep):
+            return await self._wait_for(step.id, step.wait_for)
+        if isinstance(step, BranchStep):
+            return await self._branch(step)
+        if isinstance(step, SplitStep):
+            bucket = split_bucket(self._journey.id, step.id, self._input.profile_id)
+            variant, goto = pick_variant(step, bucket)
+            self._variants[step.id] = variant
+            return goto
+        if isinstance(step, SendStep):
+            return await self._send(step)
+        if isinstance(step, UpdateStep):
+            await workflow.execute_local_activity(
+                "update_profile",
+                UpdateInput(profile_id=self._input.profile_id, update=step.update),
+                start_to_close_timeout=_LOCAL,
+            )
+            return step.next or self._journey.following(step.id)
+        if isinstance(step, ExitStep):
+            return None
+        raise TypeError(f"unknown step kind {type(step).__name__}")
+
+    async def _wait_for(self, step_id: str, spec: WaitFor) -> str | None:
+        seen = len(self._received)
+
+        def arrived() -> bool:
+            return spec.event in self._received[seen:]
+
+        got = await self._pause(step_id, self._scaled(spec.timeout), arrived, spec.event)
+        chosen = spec.on_event if got else spec.on_timeout
+        return chosen or self._journey.following(step_id)
+
+    async def _branch(self, step: BranchStep) -> str | None:
+        cases = [c for c in step.branch if not isinstance(c, Else)]
+        result: BranchResult = await workflow.execute_local_activity(
+            "evaluate_branch",
+            BranchInput(profile_id=self._input.profile_id, conditions=[c.when for c in cases]),
+            result_type=BranchResult,
+            start_to_close_timeout=_LOCAL,
+        )
+        if result.index is not None:
+            return cases[result.index].goto
+        last = step.branch[-1]
+        return last.else_ if isinstance(last, Else) else self._journey.following(step.id)
+
+    async def _send(self, step: SendStep) -> str | None:
+        send = step.send
+        success = send.next or self._journey.following(step.id)
+        base_key = f"{self._input.enrollment_id}:{step.id}:{self._visits[step.id]}"
+        attempt = 0
+        while True:
+            # Each attempt after a deferral gets its own key: a reservation is idempotent per key.
+            key = base_key if attempt == 0 else f"{base_key}:{attempt}"
+            result: SendResult = await workflow.execute_activity(
+                "send",
+                SendInput(
+                    send_key=key,
+                    journey_id=self._journey.id,
+                    version=self._input.version,
+                    profile_id=self._input.profile_id,
+                    step_id=step.id,
+                    channel=send.channel,
+                    template=send.template,
+                    category=send.category,
+                    priority=self._journey.priority,
+                    caps=self._journey.caps,
+                    at=workflow.now(),
+                    timezone=self._input.timezone,
+                ),
+                result_type=SendResult,
+                start_to_close_timeout=_SEND_TIMEOUT,
+                retry_policy=_SEND_RETRY,
+                summary=f"send {send.channel}: {send.template}",
+            )
+            if result.status == "deferred" and result.retry_at is not None:
+                attempt += 1
+                await self._pause(step.id, result.retry_at - workflow.now(), None, None)
+                if self._ended is not None:
+                    return None
+                continue
+            if result.status == "sent":
+                return success
+            if result.status == "failed":
+                return send.on_failure or success
+            return send.on_suppressed or success
+
+    # -- time ----------------------------------------------------------------------------------
+
+    def _scaled(self, length: timedelta) -> timedelta:
+        return length / self._input.time_scale
+
+    def _wait_length(self, wait: timedelta | WaitUntil) -> timedelta:
+        if isinstance(wait, timedelta):
+            return self._scaled(wait)
+        zone = ZoneInfo(self._input.timezone)
+        now = workflow.now().astimezone(zone)
+        hour, minute = wait.hour_minute
+        target = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if target <= now:
+            target += timedelta(days=1)
+        return self._scaled(target - now)
+
+    async def _pause(
+        self,
+        step_id: str,
+        length: timedelta,
+        done: Callable[[], bool] | None = None,
+        waiting_for: str | None = None,
+    ) -> bool:
+        """Sleep durably for ``length`` unless the run ends or ``done()`` turns true.
+
+        Returns whether ``done()`` turned true. Keeps the operator's view current.
+        """
+        if length <= timedelta(0):
+            return done() if done else False
+        self._waiting_for = waiting_for
+        self._until = workflow.now() + length
+        workflow.upsert_search_attributes([JOURNEY_STEP.value_set(step_id)])
+        local_until = self._until.astimezone(ZoneInfo(self._input.timezone))
+        what = f"waiting for {waiting_for}" if waiting_for else f"step {step_id}: waiting"
+        workflow.set_current_details(
+            f"{what} until {local_until:%Y-%m-%d %H:%M} {self._input.timezone}"
+        )
+        try:
+            await workflow.wait_condition(
+                lambda: self._ended is not None or (done is not None and done()),
+                timeout=length,
+                timeout_summary=f"{step_id}: {waiting_for or 'wait'}",
+            )
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting_for = self._until = None
+        return done is not None and done()

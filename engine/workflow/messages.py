@@ -1,0 +1,109 @@
+"""Inputs and results of the journey workflow, its signal, query and activities.
+
+One frozen model per message so fields can be added with defaults without breaking runs in flight.
+They travel through Temporal with the pydantic data converter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.domain import Category, EnrollmentStatus
+from engine.dsl.conditions import Condition
+from engine.dsl.models import Cap, Journey, Update
+
+SendStatus = Literal["sent", "suppressed", "deferred", "failed", "expired"]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class JourneyInput(Message):
+    """Pins the journey version: a redeploy never changes a run in flight."""
+
+    journey: Journey
+    version: int
+    profile_id: str
+    enrollment_id: str
+    timezone: str = "Asia/Shanghai"
+    time_scale: float = Field(1.0, gt=0)
+    """Divides every wait (demos and rehearsals only)."""
+
+
+class EventSignal(Message):
+    name: str
+    event_id: str
+    occurred_at: datetime
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunState(Message):
+    """What the `state` query returns: where the run is and what it waits for."""
+
+    journey_id: str
+    version: int
+    step: str | None
+    status: EnrollmentStatus
+    waiting_for: str | None = None
+    until: datetime | None = None
+    path: list[str] = Field(default_factory=list)
+    variants: dict[str, str] = Field(default_factory=dict)
+
+
+class RunResult(Message):
+    status: EnrollmentStatus
+    exit_step: str | None
+    reason: str | None
+    path: list[str]
+    variants: dict[str, str]
+
+
+class SendInput(Message):
+    send_key: str
+    journey_id: str
+    version: int
+    profile_id: str
+    step_id: str
+    channel: str
+    template: str
+    category: Category
+    priority: int
+    caps: list[Cap] = Field(default_factory=list)
+    at: datetime
+    """Workflow time of the attempt; the cap check uses it, never a clock of its own."""
+    timezone: str
+
+
+class SendResult(Message):
+    status: SendStatus
+    reason: str | None = None
+    retry_at: datetime | None = None
+    provider_message_id: str | None = None
+
+
+class BranchInput(Message):
+    profile_id: str
+    conditions: list[Condition]
+
+
+class BranchResult(Message):
+    index: int | None
+    """Index of the first condition that matched, or None."""
+
+
+class UpdateInput(Message):
+    profile_id: str
+    update: Update
+
+
+class FinishInput(Message):
+    enrollment_id: str
+    status: EnrollmentStatus
+    exit_step: str | None
+    path: list[str]
+    variants: dict[str, str]
+    ended_at: datetime

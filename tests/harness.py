@@ -1,0 +1,135 @@
+"""A journey worker wired to real parts for tests: SQLite store, console connector, Temporal."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from ruamel.yaml import YAML
+from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from connectors.registry import ConnectorRegistry, ConnectorSettings
+from engine.activities.journey import JourneyActivities
+from engine.caps.checker import AllowAll, CapChecker
+from engine.deploy import deploy_journey
+from engine.domain import JourneyVersion, Profile
+from engine.dsl.models import Journey
+from engine.enroll import Enroller
+from engine.events import EventRouter
+from engine.store import Store
+from engine.temporal import workflow_id
+from engine.worker import build_worker
+from engine.workflow.messages import RunResult
+
+
+async def sqlite_store(directory: Path) -> Store:
+    store = Store.from_url(f"sqlite+aiosqlite:///{directory / 'journey.db'}")
+    await store.migrate()
+    return store
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    client: Client
+    store: Store
+    enroller: Enroller
+    router: EventRouter
+    outbox: Path
+    templates_dir: Path
+    task_queue: str
+
+    async def deploy(
+        self, journey: Mapping[str, Any], templates: Mapping[str, Mapping[str, str]], now: datetime
+    ) -> JourneyVersion:
+        self.templates_dir.mkdir(parents=True, exist_ok=True)
+        for name, fields in templates.items():
+            with (self.templates_dir / f"{name}.yaml").open("w", encoding="utf-8") as out:
+                YAML().dump(dict(fields), out)
+        version, _ = await deploy_journey(
+            self.store, Journey.model_validate(journey), self.templates_dir, now
+        )
+        await self.router.refresh()
+        return version
+
+    def handle(self, journey_id: str, profile_id: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(workflow_id(journey_id, profile_id))
+
+    async def result(self, journey_id: str, profile_id: str) -> RunResult:
+        """Wait for the run to end; on the time-skipping server, time skips while waiting."""
+        handle = self.client.get_workflow_handle(
+            workflow_id(journey_id, profile_id), result_type=RunResult
+        )
+        if not self.env.supports_time_skipping:
+            return await handle.result()
+        service = self.client.test_service
+        await service.unlock_time_skipping(UnlockTimeSkippingRequest())
+        try:
+            return await handle.result()
+        finally:
+            await service.lock_time_skipping(LockTimeSkippingRequest())
+
+    def sent_lines(self) -> list[dict[str, Any]]:
+        if not self.outbox.exists():
+            return []
+        return [json.loads(line) for line in self.outbox.read_text(encoding="utf-8").splitlines()]
+
+
+@asynccontextmanager
+async def running_worker(
+    env: WorkflowEnvironment,
+    store: Store,
+    directory: Path,
+    *,
+    caps: CapChecker | None = None,
+    time_scale: float = 1.0,
+) -> AsyncIterator[Harness]:
+    """A worker on a fresh task queue; every channel goes to a console outbox file."""
+    outbox = directory / f"outbox-{uuid.uuid4().hex[:6]}.jsonl"
+    http = httpx.AsyncClient()
+    registry = ConnectorRegistry.from_settings(
+        ConnectorSettings(
+            console_path=outbox,
+            channels={c: "console" for c in ("email", "sms", "wecom", "push", "console")},
+        ),
+        http,
+    )
+    task_queue = f"test-{uuid.uuid4().hex[:8]}"
+    activities = JourneyActivities(store, caps or AllowAll(), registry)
+    client = env.client
+    enroller = Enroller(store, client, task_queue, time_scale=time_scale)
+    try:
+        async with build_worker(client, task_queue, activities.all()):
+            yield Harness(
+                env=env,
+                client=client,
+                store=store,
+                enroller=enroller,
+                router=EventRouter(store, client, enroller),
+                outbox=outbox,
+                templates_dir=directory / "templates",
+                task_queue=task_queue,
+            )
+    finally:
+        await registry.aclose()
+        await http.aclose()
+
+
+def person(profile_id: str, **attributes: Any) -> Profile:
+    tags = frozenset(attributes.pop("tags", ()))
+    timezone = attributes.pop("timezone", "Asia/Shanghai")
+    return Profile(
+        id=profile_id,
+        attributes={"first_name": "小明", **attributes},
+        tags=tags,
+        timezone=timezone,
+    )
