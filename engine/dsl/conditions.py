@@ -11,15 +11,28 @@ false (use ``exists`` to test presence).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from engine.dsl.base import AttributeName, Strict
 
 Scalar = str | int | float | bool
 
-COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists", "between")
+COMPARISONS = (
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "not_in",
+    "contains",
+    "exists",
+    "between",
+)
 
 
 class AttributeCondition(Strict):
@@ -37,6 +50,14 @@ class AttributeCondition(Strict):
     contains: Scalar | None = None
     exists: bool | None = None
     between: tuple[int | float | str, int | float | str] | None = None
+
+    @field_validator("between", mode="before")
+    @classmethod
+    def _two_bounds(cls, value: Any) -> Any:
+        # Otherwise `between: [60]` reads as "missing item 1", which a marketer cannot act on.
+        if value is not None and (not isinstance(value, list | tuple) or len(value) != 2):
+            raise ValueError(f"between takes two values [low, high], got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _one_operator(self) -> AttributeCondition:
@@ -85,6 +106,7 @@ _KINDS = {
 
 
 def _condition_kind(value: Any) -> str | None:
+    keys: Iterable[Any]
     if isinstance(value, dict):
         keys = value.keys()
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
@@ -127,8 +128,31 @@ class StepBase(Strict):
     id: Slug
 
 
+def _wait_kind(value: Any) -> str | None:
+    # Decided by the shape of the value, so a bad duration gets one message about durations
+    # instead of one per union member ("not a valid dictionary or instance of WaitUntil").
+    if isinstance(value, str | timedelta):
+        return "duration"
+    if isinstance(value, dict | WaitUntil):
+        return "until"
+    return None
+
+
+WaitLength = Annotated[
+    Annotated[Duration, Tag("duration")] | Annotated[WaitUntil, Tag("until")],
+    Discriminator(
+        _wait_kind,
+        custom_error_type="wait_kind",
+        custom_error_message=(
+            "expected a duration such as 30m, 1h, 2d or 1w, or a time of day {until: '10:00'}"
+        ),
+    ),
+]
+"""``wait: 1h`` or ``wait: {until: "10:00"}`` (the next 10:00 in the person's timezone)."""
+
+
 class WaitStep(StepBase):
-    wait: Duration | WaitUntil
+    wait: WaitLength
     next: Slug | None = None
 
 
@@ -152,10 +176,36 @@ class Else(Strict):
     else_: Slug = Field(alias="else")
 
 
+def _case_kind(value: Any) -> str | None:
+    # By the keys present, so a case is checked against one model and a mistake in it is reported
+    # once, not once as a `when` and again as an `else`.
+    if isinstance(value, dict):
+        if "when" in value or "goto" in value:
+            return "when"
+        if "else" in value or "else_" in value:
+            return "else"
+        return None
+    if isinstance(value, When):
+        return "when"
+    if isinstance(value, Else):
+        return "else"
+    return None
+
+
+Case = Annotated[
+    Annotated[When, Tag("when")] | Annotated[Else, Tag("else")],
+    Discriminator(
+        _case_kind,
+        custom_error_type="case_kind",
+        custom_error_message="expected a case {when: CONDITION, goto: STEP} or {else: STEP}",
+    ),
+]
+
+
 class BranchStep(StepBase):
     """First matching ``when`` wins; ``else`` (last) otherwise; with no else, the step below."""
 
-    branch: list[When | Else] = Field(min_length=1)
+    branch: list[Case] = Field(min_length=1)
 
     @field_validator("branch")
     @classmethod
@@ -219,7 +269,13 @@ STEP_KINDS = ("wait", "wait_for", "branch", "split", "send", "update", "exit")
 
 
 def _step_kind(value: Any) -> str | None:
-    keys = value.keys() if isinstance(value, dict) else type(value).model_fields.keys()
+    if isinstance(value, dict):
+        keys = value.keys()
+    elif isinstance(value, Strict):
+        keys = type(value).model_fields.keys()
+    else:
+        # A scalar or a list where a step belongs: no kind, so the located "expected a step" error.
+        return None
     found = [k for k in STEP_KINDS if k in keys]
     return found[0] if len(found) == 1 else None
 
