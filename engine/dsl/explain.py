@@ -17,7 +17,7 @@ import re
 import types
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Tag, ValidationError
@@ -27,7 +27,7 @@ from engine.dsl.base import SLUG_PATTERN
 from engine.dsl.conditions import COMPARISONS
 from engine.dsl.errors import Problem
 from engine.dsl.models import STEP_KINDS
-from engine.dsl.source import DocPath, PathPart, SourceMap
+from engine.dsl.source import DocPath, PathPart, SourceMap, child, has
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ _TYPE_WORDS = {
     "int_from_float": "a whole number",
     "float_type": "a number",
     "float_parsing": "a number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
+    "bool_type": "true/false",
+    "bool_parsing": "true/false",
     "list_type": "a list",
     "tuple_type": "a list",
     "dict_type": "a mapping (key: value)",
@@ -118,7 +118,7 @@ class _Found:
     missing_key: str | None = None
     unknown_key: str | None = None
     suggestion: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    expected: str = ""
 
 
 @dataclass(frozen=True)
@@ -154,8 +154,10 @@ def _locate(detail: ErrorDetails, source: SourceMap, model: type[BaseModel]) -> 
     return _Found(resolved.path, _message(detail))
 
 
-def _unknown_key(path: DocPath, key: str, allowed: Sequence[str], expected: str) -> _Found:
-    suggestion = close_match(key, allowed)
+def _unknown_key(
+    path: DocPath, key: str, allowed: Sequence[str], expected: str, meant: str | None = None
+) -> _Found:
+    suggestion = meant or close_match(key, allowed)
     hint = f", did you mean '{suggestion}'?" if suggestion else ""
     tail = f" ({expected})" if expected else ""
     return _Found(
@@ -164,6 +166,7 @@ def _unknown_key(path: DocPath, key: str, allowed: Sequence[str], expected: str)
         at_key=True,
         unknown_key=key,
         suggestion=suggestion,
+        expected=expected,
     )
 
 
@@ -196,7 +199,10 @@ def _message(detail: ErrorDetails) -> str:
     ctx = detail.get("ctx") or {}
     got = show(detail["input"])
     if kind in ("value_error", "assertion_error") and "error" in ctx:
-        return str(ctx["error"])
+        message = str(ctx["error"])
+        # Validators quote the input with repr(); say it the YAML way ("got nothing", not None).
+        python = f"got {detail['input']!r}"
+        return message[: -len(python)] + f"got {got}" if message.endswith(python) else message
     if kind in _TYPE_WORDS:
         return f"expected {_TYPE_WORDS[kind]}, got {got}"
     if kind == "string_pattern_mismatch":
@@ -207,7 +213,9 @@ def _message(detail: ErrorDetails) -> str:
             )
         return f"expected a name of letters, digits, '_' and '.' (such as cart_value), got {got}"
     if kind == "literal_error":
-        return f"expected {ctx.get('expected')}, got {got}"
+        # pydantic spells the choices in Python (True); YAML says true.
+        expected = str(ctx.get("expected")).replace("True", "true").replace("False", "false")
+        return f"expected {expected}, got {got}"
     if kind == "string_too_short":
         return "must not be empty"
     if kind == "string_too_long":
@@ -230,9 +238,29 @@ def _message(detail: ErrorDetails) -> str:
 
 
 def _drop_missing_explained_by_unknown(found: list[_Found]) -> list[_Found]:
-    """``tempalte: x`` is one mistake: keep "unknown key ... did you mean 'template'?" only."""
-    explained = {(f.path[:-1], f.suggestion) for f in found if f.unknown_key and f.suggestion}
-    return [f for f in found if not (f.missing_key and (f.path, f.missing_key) in explained)]
+    """``tempalte: x`` is one mistake: keep "unknown key ... did you mean 'template'?" only.
+
+    When a mapping lacks exactly one key and has exactly one unknown key, they are taken to be
+    the same key however different they look (``till`` for ``until``).
+    """
+    missing: dict[DocPath, list[_Found]] = {}
+    unknown: dict[DocPath, list[_Found]] = {}
+    for f in found:
+        if f.missing_key:
+            missing.setdefault(f.path, []).append(f)
+        if f.unknown_key:
+            unknown.setdefault(f.path[:-1], []).append(f)
+    result = []
+    for f in found:
+        if f.unknown_key and not f.suggestion:
+            lacking = missing.get(f.path[:-1], [])
+            if len(lacking) == 1 and len(unknown[f.path[:-1]]) == 1:
+                meant = lacking[0].missing_key
+                f = _unknown_key(f.path, f.unknown_key, [], f.expected, meant)
+                unknown[f.path[:-1]] = [f]
+        result.append(f)
+    explained = {(f.path[:-1], f.suggestion) for f in result if f.unknown_key and f.suggestion}
+    return [f for f in result if not (f.missing_key and (f.path, f.missing_key) in explained)]
 
 
 def _merge(found: list[_Found], source: SourceMap) -> list[Problem]:
@@ -277,25 +305,19 @@ def _resolve(model: type[BaseModel], tree: Any, loc: Sequence[PathPart]) -> _Res
         if members is not None and len(members) == 1:
             tp = members[0]
             continue
-        if members is not None or (tp is Any and not _has(node, part)):
+        if members is not None or (tp is Any and not has(node, part)):
             # A union member's label, not a place in the document.
             tp = _member(members or [], part)
             index += 1
             continue
-        if not _has(node, part):
+        if not has(node, part):
             return _Resolved(tuple(path), part, tp, parent)
         parent = tp
-        node = node[part]
+        node = child(node, part)
         path.append(part)
         tp = _element(tp, part)
         index += 1
     return _Resolved(tuple(path), None, tp, parent)
-
-
-def _has(node: Any, part: PathPart) -> bool:
-    if isinstance(node, dict):
-        return part in node
-    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
 
 
 def _node(source: SourceMap, path: DocPath) -> Any:

@@ -254,11 +254,13 @@ class _Graph:
             name = self.nodes[head].id
             if name is None:
                 continue
-            others = [self.nodes[i].id for i in sorted(region - {head}) if self.nodes[i].id]
+            others = dict.fromkeys(
+                str(self.nodes[i].id) for i in sorted(region - {head}) if self.nodes[i].id
+            )
             reason = "no step leads to it" if head not in fed else "not from the first step"
             message = f"step '{name}' is never reached: {reason}"
             if others:
-                message += f" (so neither is {', '.join(str(o) for o in others)})"
+                message += f" (so neither is {', '.join(others)})"
             problems.append(source.problem(("steps", head), message))
         return problems
 

@@ -42,7 +42,7 @@ class SourceMap:
         """The tree node at ``path``; raises KeyError when the path does not exist."""
         node = self.tree
         for part in path:
-            node = _child(node, part)
+            node = child(node, part)
         return node
 
     def position(self, path: Sequence[PathPart], *, key: bool = False) -> tuple[int, int]:
@@ -57,16 +57,17 @@ class SourceMap:
         node = self.tree
         for index, part in enumerate(path):
             try:
-                child = _child(node, part)
+                inner = child(node, part)
             except KeyError:
                 break
             last = index == len(path) - 1
             if isinstance(part, str) and hasattr(node, "lc"):
-                at_key = (last and key) or child is None
-                line, column = node.lc.key(part) if at_key else node.lc.value(part)
+                at_key = (last and key) or inner is None
+                written = key_as_written(node, part)
+                line, column = node.lc.key(written) if at_key else node.lc.value(written)
             elif isinstance(part, int) and hasattr(node, "lc"):
                 line, column = node.lc.item(part)
-            node = child
+            node = inner
         return line + 1, column + 1
 
     def where(self, path: Sequence[PathPart]) -> str:
@@ -75,7 +76,7 @@ class SourceMap:
         node: Any = self.tree
         for part in path:
             try:
-                node = _child(node, part)
+                node = child(node, part)
             except KeyError:
                 node = None
             if isinstance(part, int):
@@ -120,7 +121,8 @@ def plain(node: Any) -> Any:
     do not depend on ruamel's formatting-preserving subclasses.
     """
     if isinstance(node, dict):
-        return {plain(k): plain(v) for k, v in node.items()}
+        # Keys are names in this language: `1: x` is an unknown key '1', not a type error.
+        return {str(plain(k)): plain(v) for k, v in node.items()}
     if isinstance(node, list | tuple):
         return [plain(v) for v in node]
     # bool before int: ruamel's ScalarBoolean is an int subclass.
@@ -132,15 +134,38 @@ def plain(node: Any) -> Any:
         return float(node)
     if isinstance(node, str):
         return str(node)
-    if node is None or isinstance(node, dt.date):
+    if isinstance(node, dt.date):
+        # No field takes a date; as text, `within: 2026-01-01` reads "got '2026-01-01'".
+        return str(node)
+    if node is None:
         return node
     value = getattr(node, "value", None)  # a tagged scalar (!tag text): keep the text
     return str(value) if value is not None else str(node)
 
 
-def _child(node: Any, part: PathPart) -> Any:
-    if isinstance(node, dict) and part in node:
-        return node[part]
+def key_as_written(node: Any, part: PathPart) -> Any:
+    """The key of mapping ``node`` that `plain` turned into ``part`` (``1`` for ``"1"``)."""
+    if part in node:
+        return part
+    for written in node:
+        if str(written) == part:
+            return written
+    raise KeyError(part)
+
+
+def has(node: Any, part: PathPart) -> bool:
+    """Whether ``node`` has a key or index ``part`` (as `plain` names it)."""
+    try:
+        child(node, part)
+    except KeyError:
+        return False
+    return True
+
+
+def child(node: Any, part: PathPart) -> Any:
+    """The value at key or index ``part`` of ``node``; KeyError when there is none."""
+    if isinstance(node, dict):
+        return node[key_as_written(node, part)]
     if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
         return node[part]
     raise KeyError(part)
