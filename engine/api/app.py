@@ -1,0 +1,240 @@
+"""The HTTP API application: events and profiles in, behind bearer API keys.
+
+``create_app`` composes nothing: it receives the store and the event router already built (the
+composition roots, ``journey api`` and the embedded stack, build them from ``Settings``).
+
+Every batch is all-or-nothing at validation: if any item is invalid the response is 422 with
+each bad item's index and reason, and nothing is written. Responses:
+
+- 401 missing or wrong API key (``WWW-Authenticate: Bearer``);
+- 413 a body larger than ``MAX_BODY_BYTES``;
+- 400 a body that is not UTF-8 JSON; 422 JSON of the wrong shape, listing every problem;
+- 503 the store or Temporal failed part-way (the results so far are in the body; resending the
+  batch is safe, already stored events come back as ``duplicate``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from temporalio.service import RPCError
+
+from engine.api.auth import BearerKeyMiddleware
+from engine.api.models import (
+    MAX_BODY_BYTES,
+    EventBatch,
+    EventBatchResult,
+    EventResult,
+    Health,
+    ProfileBatch,
+    ProfileBatchResult,
+)
+from engine.domain import Event, Profile
+from engine.events import EventRouter
+from engine.store import Store
+
+log = structlog.get_logger(__name__)
+
+HEALTH_TIMEOUT = 2.0
+"""Seconds the store gets to answer ``SELECT 1`` before /healthz says 503."""
+
+_BATCH_FIELDS = ("events", "profiles")
+# Declared on the routes so OpenAPI shows the lock; BearerKeyMiddleware does the checking.
+_bearer = HTTPBearer(auto_error=False, description="an API key from JOURNEY_API_KEYS")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or invalid API key"},
+    413: {"description": f"body larger than {MAX_BODY_BYTES} bytes"},
+    422: {"description": "invalid items (each listed with its index); nothing was written"},
+    503: {"description": "the store or Temporal failed; resending the batch is safe"},
+}
+
+
+class ApiConfigError(ValueError):
+    """The API was asked to start in a state it refuses (no API keys, an empty key)."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    store: Store,
+    router: EventRouter,
+    api_keys: Sequence[str],
+    *,
+    allow_anonymous: bool = False,
+    clock: Callable[[], datetime] = _utcnow,
+) -> FastAPI:
+    """The API over ``store`` and ``router``; OpenAPI at ``/docs``.
+
+    ``api_keys`` are the accepted bearer keys (any of them works, so keys can be rotated). With
+    none, ``ApiConfigError`` is raised unless ``allow_anonymous=True`` says on purpose that
+    anyone who can reach the port may write (the embedded dev stack on localhost). ``clock``
+    gives the receive time (default occurred_at, and the router's ``now``).
+    """
+    keys = list(api_keys)
+    if any(not key.strip() for key in keys):
+        raise ApiConfigError("an API key is empty; remove it from JOURNEY_API_KEYS")
+    if not keys and not allow_anonymous:
+        raise ApiConfigError(
+            "no API keys configured: set JOURNEY_API_KEYS (a JSON list) or pass "
+            "allow_anonymous=True to run an unauthenticated development API"
+        )
+
+    app = FastAPI(
+        title="Journey Engine API",
+        summary="Send customer events and profiles to the journey engine.",
+        version="1",
+        max_body_size=MAX_BODY_BYTES,
+    )
+    if keys:
+        app.add_middleware(BearerKeyMiddleware, keys=keys)
+    else:
+        log.warning("api_anonymous_access", reason="allow_anonymous=True and no API keys")
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    auth = [Security(_bearer)] if keys else []
+
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        response_model_exclude_none=True,
+        responses={503: {"model": Health}},
+    )
+    async def healthz() -> Health | JSONResponse:
+        """Whether the store answers (``SELECT 1`` within ``HEALTH_TIMEOUT`` seconds); no auth."""
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT), store.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except TimeoutError:
+            return _unhealthy(f"store did not answer within {HEALTH_TIMEOUT:g}s")
+        except (SQLAlchemyError, OSError) as exc:
+            # The class name only: driver messages can carry the database URL.
+            return _unhealthy(f"store unavailable ({type(exc).__name__})")
+        return Health(status="ok")
+
+    @app.post("/v1/events", response_model=EventBatchResult, dependencies=auth, responses=_ERRORS)
+    async def ingest_events(batch: EventBatch) -> EventBatchResult | JSONResponse:
+        """Store each event once (by ``event_id``) and wake the journeys waiting for it.
+
+        Events are processed in order, so one person's events reach their journeys in the order
+        sent. An event for a profile id the store does not know yet is accepted and stored: the
+        person may be identified later (it simply enters and wakes no journey now).
+        """
+        now = clock()
+        results: list[EventResult] = []
+        for index, item in enumerate(batch.events):
+            event = Event(
+                event_id=item.event_id,
+                profile_id=item.profile_id,
+                name=item.name,
+                occurred_at=item.occurred_at or now,
+                properties=dict(item.properties),
+            )
+            try:
+                fresh = await router.ingest(event, now)
+            except (SQLAlchemyError, RPCError, OSError) as exc:
+                log.warning(
+                    "events_ingest_failed",
+                    index=index,
+                    received=len(batch.events),
+                    error=type(exc).__name__,
+                )
+                return _partial_failure(index, results, exc)
+            status = "accepted" if fresh else "duplicate"
+            results.append(EventResult(index=index, event_id=item.event_id, status=status))
+        accepted = sum(r.status == "accepted" for r in results)
+        log.info(
+            "events_ingested",
+            received=len(results),
+            accepted=accepted,
+            duplicate=len(results) - accepted,
+        )
+        return EventBatchResult(results=results)
+
+    @app.post(
+        "/v1/profiles", response_model=ProfileBatchResult, dependencies=auth, responses=_ERRORS
+    )
+    async def upsert_profiles(batch: ProfileBatch) -> ProfileBatchResult | JSONResponse:
+        """Insert profiles or replace existing ones (every field: an omitted one gets its
+        default). A repeated id in one batch: the last item wins."""
+        profiles = [
+            Profile(
+                id=item.id,
+                attributes=dict(item.attributes),
+                tags=frozenset(item.tags),
+                timezone=item.timezone,
+                locale=item.locale,
+            )
+            for item in batch.profiles
+        ]
+        try:
+            upserted = await store.upsert_profiles(profiles)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("profiles_upsert_failed", received=len(profiles), error=type(exc).__name__)
+            return JSONResponse(
+                {"detail": f"the store failed ({type(exc).__name__}); nothing was written"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        log.info("profiles_upserted", received=len(profiles), upserted=upserted)
+        return ProfileBatchResult(received=len(profiles), upserted=upserted)
+
+    return app
+
+
+def _unhealthy(reason: str) -> JSONResponse:
+    log.warning("health_check_failed", reason=reason)
+    return JSONResponse(Health(status="unavailable", reason=reason).model_dump(), status_code=503)
+
+
+def _partial_failure(index: int, done: list[EventResult], exc: Exception) -> JSONResponse:
+    source = "Temporal" if isinstance(exc, RPCError) else "the store"
+    return JSONResponse(
+        {
+            "detail": (
+                f"{source} failed at item {index} ({type(exc).__name__}); items before it were "
+                "processed. Resend the batch: stored events come back as duplicate."
+            ),
+            "failed_index": index,
+            "results": [r.model_dump() for r in done],
+        },
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 body without the echoed input (it can be megabytes, or personal data),
+    plus ``invalid_items``: each bad batch item's index with its field and reason."""
+    detail: list[dict[str, Any]] = []
+    by_index: dict[int, list[dict[str, str]]] = {}
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        msg = str(error.get("msg", "invalid"))
+        item: dict[str, Any] = {"type": error.get("type"), "loc": list(loc), "msg": msg}
+        if isinstance(ctx := error.get("ctx"), dict):
+            item["ctx"] = {k: v if isinstance(v, int | str) else str(v) for k, v in ctx.items()}
+        detail.append(item)
+        if len(loc) >= 3 and loc[0] == "body" and loc[1] in _BATCH_FIELDS:
+            index = loc[2]
+            if isinstance(index, int):
+                field = ".".join(str(part) for part in loc[3:]) or "(item)"
+                by_index.setdefault(index, []).append({"field": field, "reason": msg})
+    body: dict[str, Any] = {"detail": detail}
+    if by_index:
+        body["message"] = f"{len(by_index)} invalid item(s); nothing was written"
+        body["invalid_items"] = [
+            {"index": index, "errors": errors} for index, errors in sorted(by_index.items())
+        ]
+    log.info("request_rejected", path=request.url.path, errors=len(detail), items=len(by_index))
+    return JSONResponse(body, status_code=422)

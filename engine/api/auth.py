@@ -1,0 +1,52 @@
+"""Bearer API keys, checked before a request body is read.
+
+An ASGI middleware rather than a FastAPI dependency: FastAPI parses (and reports errors in) the
+body before it runs dependencies, so an unauthenticated client could otherwise make the server
+parse megabytes of JSON and learn about the schema. Every path is protected except the few that
+are public by design (default deny).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable, Sequence
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+
+
+def key_matches(presented: str, keys: Iterable[bytes]) -> bool:
+    """Compare ``presented`` with every key in constant time per key (no early exit, so the
+    timing says nothing about which key nearly matched)."""
+    # Starlette decodes header bytes as latin-1; encoding back gives the bytes that were sent.
+    given = presented.encode("latin-1")
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given, key)
+    return matched
+
+
+class BearerKeyMiddleware:
+    def __init__(self, app: ASGIApp, keys: Sequence[str]) -> None:
+        self.app = app
+        self._keys = tuple(key.encode("utf-8") for key in keys)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            detail = "missing API key: send the header Authorization: Bearer <key>"
+        elif not key_matches(token.strip(), self._keys):
+            detail = "invalid API key"
+        else:
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse(
+            {"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+        await response(scope, receive, send)

@@ -1,0 +1,82 @@
+"""Run the API with uvicorn inside the caller's event loop.
+
+The embedded stack runs the API, the worker and the servers in one process and one loop, so the
+API must neither own the loop (``uvicorn.run``) nor the process's signals: the caller decides
+when to stop, by setting an ``asyncio.Event``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+
+log = structlog.get_logger(__name__)
+
+GRACEFUL_SHUTDOWN = 10
+"""Seconds in-flight requests get to finish once ``stop`` is set."""
+
+
+class ApiServerError(RuntimeError):
+    """The API server stopped without being asked to (it could not start, or it crashed)."""
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Leave SIGINT/SIGTERM to the process's owner; it stops us through `stop`.
+        yield
+
+
+async def serve_api(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve ``app`` on ``host:port`` until ``stop`` is set, then shut down gracefully.
+
+    Raises ``OSError`` at once when the address cannot be bound (uvicorn would exit the
+    process instead) and ``ApiServerError`` when the server ends before ``stop`` is set.
+    """
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,  # the process has configured logging; uvicorn must not redo it
+        lifespan="on",
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+    )
+    server = _Server(config)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+
+    async def run() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        except SystemExit as exc:
+            # uvicorn exits the process when start-up fails; a task must not let SystemExit
+            # out (asyncio would re-raise it through the loop and stop everything).
+            raise ApiServerError(f"the API server failed to start (exit {exc.code})") from exc
+
+    with sock:
+        serving = asyncio.create_task(run(), name="api-server")
+        log.info("api_listening", host=host, port=sock.getsockname()[1])
+        stopping = asyncio.create_task(stop.wait(), name="api-stop")
+        try:
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            server.should_exit = True
+            await serving
+        if not stop.is_set():
+            raise ApiServerError("the API server stopped before it was asked to")
+    log.info("api_stopped", host=host, port=port)
