@@ -125,14 +125,13 @@ class _Found:
 class _Resolved:
     path: DocPath
     absent: PathPart | None  # the first part of the location not in the document
-    model: Any  # the type at ``path``
     parent_model: Any  # the type of the mapping holding the last part of ``path``
 
 
 def _locate(detail: ErrorDetails, source: SourceMap, model: type[BaseModel]) -> _Found:
     resolved = _resolve(model, source.tree, detail["loc"])
     kind = detail["type"]
-    node = _node(source, resolved.path)
+    node = _value(source, resolved.path)
     if kind == "missing" and isinstance(resolved.absent, str):
         return _Found(
             resolved.path, f"missing key '{resolved.absent}'", missing_key=resolved.absent
@@ -142,7 +141,7 @@ def _locate(detail: ErrorDetails, source: SourceMap, model: type[BaseModel]) -> 
     if kind == "extra_forbidden" and resolved.path and isinstance(resolved.path[-1], str):
         key = resolved.path[-1]
         allowed = _keys(resolved.parent_model)
-        mapping = _node(source, resolved.path[:-1])
+        mapping = _value(source, resolved.path[:-1])
         # A key already written is not what this one was meant to be.
         unused = [k for k in allowed if not (isinstance(mapping, dict) and k in mapping)]
         expected = f"expected one of: {', '.join(allowed)}" if allowed else ""
@@ -311,20 +310,24 @@ def _resolve(model: type[BaseModel], tree: Any, loc: Sequence[PathPart]) -> _Res
             index += 1
             continue
         if not has(node, part):
-            return _Resolved(tuple(path), part, tp, parent)
+            return _Resolved(tuple(path), part, parent)
         parent = tp
         node = child(node, part)
         path.append(part)
         tp = _element(tp, part)
         index += 1
-    return _Resolved(tuple(path), None, tp, parent)
+    return _Resolved(tuple(path), None, parent)
 
 
-def _node(source: SourceMap, path: DocPath) -> Any:
-    try:
-        return source.node(path)
-    except KeyError:
-        return None
+def _value(source: SourceMap, path: DocPath) -> Any:
+    """The plain value at ``path`` (what was validated), None when absent."""
+    value = source.data
+    for part in path:
+        try:
+            value = child(value, part)
+        except KeyError:
+            return None
+    return value
 
 
 def _strip(tp: Any) -> Any:
