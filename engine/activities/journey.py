@@ -23,7 +23,7 @@ from connectors.registry import ConnectorRegistry
 from engine.caps.checker import CapChecker, CapRequest
 from engine.conditions.python import matches
 from engine.domain import Delivery, DeliveryStatus, JourneyVersion, Profile
-from engine.store import Store
+from engine.store import EnrollmentNotFound, ProfileNotFound, Store
 from engine.templates import TemplateError, render
 from engine.workflow.messages import (
     BranchInput,
@@ -222,21 +222,30 @@ class JourneyActivities:
 
     @activity.defn(name="update_profile")
     async def update_profile(self, input: UpdateInput) -> None:
-        await self._store.update_profile(
-            input.profile_id,
-            attributes=input.update.attributes,
-            add_tags=input.update.add_tags,
-            remove_tags=input.update.remove_tags,
-        )
+        try:
+            await self._store.update_profile(
+                input.profile_id,
+                attributes=input.update.attributes,
+                add_tags=input.update.add_tags,
+                remove_tags=input.update.remove_tags,
+            )
+        except ProfileNotFound:
+            # Deleted mid-run: nothing to update, and retrying would never succeed.
+            log.warning("profile_missing", profile_id=input.profile_id, step="update")
 
     @activity.defn(name="finish_run")
     async def finish_run(self, input: FinishInput) -> None:
         """Close the enrollment in the ledger (re-entry and reports read it)."""
-        await self._store.finish_enrollment(
-            input.enrollment_id,
-            status=input.status,
-            ended_at=input.ended_at.astimezone(UTC),
-            exit_step=input.exit_step,
-            path=input.path,
-            variants=input.variants,
-        )
+        try:
+            await self._store.finish_enrollment(
+                input.enrollment_id,
+                status=input.status,
+                ended_at=input.ended_at.astimezone(UTC),
+                exit_step=input.exit_step,
+                path=input.path,
+                variants=input.variants,
+            )
+        except EnrollmentNotFound:
+            # The starter removed the row after a start it thought had failed; the run is real,
+            # so say so loudly rather than retry for ever.
+            log.error("enrollment_missing", enrollment_id=input.enrollment_id)

@@ -14,6 +14,9 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
+# Imported here, not in the validator: a journey is validated inside the workflow sandbox too,
+# where a first import of croniter would be refused.
+from croniter import croniter
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from engine.dsl.base import AttributeName, Slug, Strict
@@ -33,8 +36,6 @@ class SegmentEntry(Strict):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
-            from croniter import croniter
-
             if not croniter.is_valid(value):
                 raise ValueError(f"expected a cron expression such as '0 10 * * *', got {value!r}")
         return value

@@ -49,7 +49,9 @@ JOURNEY_STEP = SearchAttributeKey.for_keyword("JourneyStep")
 SPLIT_BUCKETS = 10_000
 
 _LOCAL = timedelta(seconds=30)
-_SEND_TIMEOUT = timedelta(minutes=2)
+# A send is one provider call (10 s HTTP timeout) plus two store writes; a worker that dies
+# mid-send is noticed after this long, so keep it short.
+_SEND_TIMEOUT = timedelta(seconds=30)
 _SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
