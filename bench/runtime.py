@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import tempfile
 import time
@@ -31,8 +32,8 @@ from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
 from engine.caps.checker import AllowAll
 from engine.deploy import deploy_file
-from engine.domain import Enrollment, Profile
-from engine.dsl.models import SplitStep
+from engine.domain import Enrollment, JourneyVersion, Profile
+from engine.dsl.models import Journey, SplitStep
 from engine.enroll import Enroller
 from engine.servers import free_port
 from engine.stack import EmbeddedStack, StackPorts
@@ -121,22 +122,11 @@ async def main(runs: int, rounds: int) -> None:
                     group = people(runs, split, journey.id, f"r{round_}{kind[0]}")
                     await store.upsert_profiles(group)
                     if kind == "journey":
-
-                        async def start() -> list[str]:
-                            await enroller.enroll(version, [p.id for p in group], datetime.now(UTC))
-                            return [workflow_id(journey.id, p.id) for p in group]
+                        start = functools.partial(start_journey, enroller, version, group)
                     else:
-
-                        async def start() -> list[str]:
-                            return await asyncio.gather(
-                                *(
-                                    start_hand_written(
-                                        client, store, queue, journey, version.version, p
-                                    )
-                                    for p in group
-                                )
-                            )
-
+                        start = functools.partial(
+                            start_hand_written_all, client, store, queue, version, group
+                        )
                     seconds, ids = await timed(start, client)
                     results[kind].append(runs / seconds)
                     events[kind] = await events_per_run(client, ids)
@@ -144,9 +134,7 @@ async def main(runs: int, rounds: int) -> None:
             statistics.median(results["hand-written"]),
             statistics.median(results["journey"]),
         )
-        print(
-            f"runs per round: {runs}, rounds: {rounds}, embedded stack (dev server, SQLite persistence)"
-        )
+        print(f"{runs} runs per round, {rounds} rounds; embedded stack (SQLite persistence)")
         print(f"{'':<16}{'runs/s (median)':>18}{'history events/run':>22}")
         print(f"{'hand-written':<16}{base:>18.1f}{events['hand-written']:>22.1f}")
         print(f"{'journey':<16}{ours:>18.1f}{events['journey']:>22.1f}")
@@ -162,7 +150,28 @@ async def main(runs: int, rounds: int) -> None:
         await stack.stop()
 
 
-async def start_hand_written(client, store, queue, journey, version, profile) -> str:  # type: ignore[no-untyped-def]
+async def start_journey(
+    enroller: Enroller, version: JourneyVersion, group: list[Profile]
+) -> list[str]:
+    await enroller.enroll(version, [p.id for p in group], datetime.now(UTC))
+    journey = enroller.journey(version)
+    return [workflow_id(journey.id, p.id) for p in group]
+
+
+async def start_hand_written_all(
+    client: Client, store: Store, queue: str, version: JourneyVersion, group: list[Profile]
+) -> list[str]:
+    journey = Journey.model_validate(version.definition)
+    return list(
+        await asyncio.gather(
+            *(start_hand_written(client, store, queue, journey, version.version, p) for p in group)
+        )
+    )
+
+
+async def start_hand_written(
+    client: Client, store: Store, queue: str, journey: Journey, version: int, profile: Profile
+) -> str:
     """The same ledger row and start call as the enroller, so starting costs the same."""
     enrollment = Enrollment(
         id=uuid.uuid4().hex,

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 DeliveryStatus = Literal["sent", "suppressed", "deferred", "failed", "expired"]
-"""sent: handed to the provider; suppressed: a rule refused it (reason says which); deferred: held
-until a window frees; failed: the provider refused it for good; expired: deferred past its expiry."""
+"""sent: handed to the provider; suppressed: a rule refused it (reason says which); deferred:
+held until a window frees; failed: refused for good; expired: deferred past its expiry."""
 
 EnrollmentStatus = Literal["active", "completed", "converted", "exited"]
 """completed: reached an exit step; converted: the goal event ended it; exited: an exit_on event."""
@@ -46,7 +46,7 @@ class JourneyVersion:
     definition: dict[str, Any]
     """The journey as ``Journey.model_dump(mode="json", by_alias=True)``."""
     templates: dict[str, dict[str, str]]
-    """Template name -> content field (``text``, ``subject``, ...) -> Jinja source, frozen at deploy."""
+    """Template name -> content field (``text``, ``subject``...) -> Jinja source (deploy time)."""
     deployed_at: datetime
     source: str = ""
 

@@ -24,7 +24,7 @@ from engine.domain import Enrollment, JourneyVersion, Profile
 from engine.dsl.models import Journey
 from engine.store import Store
 from engine.temporal import run_search_attributes, workflow_id
-from engine.workflow.messages import EventSignal, JourneyInput
+from engine.workflow.messages import JourneyInput
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +84,7 @@ class Enroller:
         ids = list(dict.fromkeys(profile_ids))
         profiles = await self._store.get_profiles(ids)
         outcomes = await asyncio.gather(
-            *(self._enroll_one(version, pid, profiles.get(pid), now, None) for pid in ids)
+            *(self._enroll_one(version, pid, profiles.get(pid), now) for pid in ids)
         )
         report = EnrollReport(dict(Counter(outcomes)))
         log.info(
@@ -92,11 +92,13 @@ class Enroller:
         )
         return report
 
-    async def enroll_on_event(
-        self, version: JourneyVersion, profile: Profile, event: EventSignal, now: datetime
-    ) -> Outcome:
-        """Event entry: start the run with the event as its first signal (signal-with-start)."""
-        return await self._enroll_one(version, profile.id, profile, now, event)
+    async def enroll_one(self, version: JourneyVersion, profile: Profile, now: datetime) -> Outcome:
+        """Enter one person (event entry).
+
+        Not signal-with-start: it cannot refuse a live run, so a second entry would leave a
+        ledger row for a run that never started. The caller signals the live run instead.
+        """
+        return await self._enroll_one(version, profile.id, profile, now)
 
     async def _enroll_one(
         self,
@@ -104,7 +106,6 @@ class Enroller:
         profile_id: str,
         profile: Profile | None,
         now: datetime,
-        first_event: EventSignal | None,
     ) -> Outcome:
         if profile is None:
             return "missing"
@@ -140,8 +141,6 @@ class Enroller:
                         journey.id, version.version, profile_id
                     ),
                     static_summary=f"{journey.name} v{version.version}",
-                    start_signal="event" if first_event else None,
-                    start_signal_args=[first_event] if first_event else [],
                 )
             except WorkflowAlreadyStartedError:
                 await self._store.delete_enrollment(enrollment.id)

@@ -31,5 +31,16 @@ def run_search_attributes(journey_id: str, version: int, profile_id: str) -> Typ
     )
 
 
+class TemporalUnavailable(RuntimeError):
+    """Temporal cannot be reached; the message names the address and what to do."""
+
+
 async def connect(address: str, namespace: str = "default") -> Client:
-    return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)
+    """A client with the engine's data converter. Raises TemporalUnavailable."""
+    try:
+        return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER)
+    except RuntimeError as exc:
+        raise TemporalUnavailable(
+            f"cannot reach Temporal at {address}: start `journey dev`, or set "
+            f"JOURNEY_TEMPORAL_ADDRESS ({exc})"
+        ) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -15,6 +16,7 @@ import httpx
 from ruamel.yaml import YAML
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from connectors.registry import ConnectorRegistry, ConnectorSettings
@@ -28,7 +30,7 @@ from engine.events import EventRouter
 from engine.store import Store
 from engine.temporal import workflow_id
 from engine.worker import build_worker
-from engine.workflow.messages import RunResult
+from engine.workflow.messages import RunResult, RunState
 
 
 async def sqlite_store(directory: Path) -> Store:
@@ -77,6 +79,23 @@ class Harness:
             return await handle.result()
         finally:
             await service.lock_time_skipping(LockTimeSkippingRequest())
+
+    async def until_step(
+        self, journey_id: str, profile_id: str, step: str, within: float = 10.0
+    ) -> RunState:
+        """Poll the run's state query until it rests in ``step`` (its first task is async)."""
+        handle = self.handle(journey_id, profile_id)
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            try:
+                state: RunState = await handle.query("state", result_type=RunState)
+                if state.step == step:
+                    return state
+            except RPCError:
+                pass  # not started yet
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{handle.id} did not reach step {step!r} in {within}s")
+            await asyncio.sleep(0.05)
 
     def sent_lines(self) -> list[dict[str, Any]]:
         if not self.outbox.exists():

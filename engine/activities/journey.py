@@ -6,7 +6,9 @@ row, and a send whose row already says ``sent`` is never handed to a connector a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from temporalio import activity
@@ -60,7 +62,7 @@ class JourneyActivities:
         self._connectors = connectors
         self._versions: dict[tuple[str, int], JourneyVersion] = {}
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         """The activity callables to register on a worker."""
         return [self.send, self.evaluate_branch, self.update_profile, self.finish_run]
 

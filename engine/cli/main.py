@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
+import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -23,6 +23,7 @@ from engine.dsl.errors import DslError
 from engine.settings import Settings
 from engine.stack import StackError, StackPorts
 from engine.templates import TemplateError
+from engine.temporal import TemporalUnavailable
 
 app = typer.Typer(
     name="journey",
@@ -39,7 +40,7 @@ def _run(coro: Awaitable[T]) -> T:
     """Run a command's coroutine; expected failures become one line and exit code 1."""
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
-    except (DslError, TemplateError, StackError) as exc:
+    except (DslError, TemplateError, StackError, TemporalUnavailable) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
@@ -108,6 +109,32 @@ def worker() -> None:
     from engine.runner import run_worker
 
     _run(run_worker(Settings()))
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Serve the HTTP ingest API (needs JOURNEY_API_KEYS, a JSON list of bearer keys)."""
+    from engine.api import ApiConfigError, create_app, serve_api
+
+    async def go() -> None:
+        settings = Settings()
+        keys = [key.get_secret_value() for key in settings.api_keys]
+        try:
+            async with _enroller(settings) as (store, _, router):
+                app_ = create_app(store, router, keys)
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                await serve_api(app_, host, port, stop)
+        except ApiConfigError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+
+    _run(go())
 
 
 @app.command()
@@ -237,4 +264,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

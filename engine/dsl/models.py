@@ -35,9 +35,8 @@ class SegmentEntry(Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            if not croniter.is_valid(value):
-                raise ValueError(f"expected a cron expression such as '0 10 * * *', got {value!r}")
+        if value is not None and not croniter.is_valid(value):
+            raise ValueError(f"expected a cron expression such as '0 10 * * *', got {value!r}")
         return value
 
 

@@ -43,6 +43,7 @@ async def test_an_order_paid_event_posted_to_the_api_converts_the_run_within_sec
     version = await h.deploy(spec, {"hello": {"text": "hi"}}, now)
     await h.store.upsert_profiles([person("buyer", phone="+8613800000001")])
     assert (await h.enroller.enroll(version, ["buyer"], now))["started"] == 1
+    await h.until_step(journey_id, "buyer", "pause")
 
     response = await live_api.client.post(
         "/v1/events",

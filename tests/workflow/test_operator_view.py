@@ -12,7 +12,6 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.testing import WorkflowEnvironment
 
 from engine.domain import Event
-from engine.workflow.messages import RunState
 from tests.harness import person, running_worker, sqlite_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -43,8 +42,8 @@ async def test_a_waiting_run_is_findable_and_explains_itself(
         await h.enroller.enroll(version, ["p7"], now)
         handle = h.handle(journey_id, "p7")
 
-        state = await _eventually(lambda: handle.query("state", result_type=RunState))
-        assert state.step == "wait_pay" and state.waiting_for == "order_paid"
+        state = await h.until_step(journey_id, "p7", "wait_pay")
+        assert state.waiting_for == "order_paid"
         assert state.until is not None
         assert abs(state.until - (now + timedelta(days=2))) < timedelta(minutes=1)
 
@@ -68,17 +67,11 @@ async def _ids(env: WorkflowEnvironment, query: str) -> list[str]:
     return [w.id async for w in env.client.list_workflows(query)]
 
 
-async def _eventually(fetch, until=lambda value: True, within: float = 10.0):  # type: ignore[no-untyped-def]
-    """Visibility and the first workflow task are asynchronous: poll briefly."""
+async def _eventually(fetch, until, within: float = 10.0):  # type: ignore[no-untyped-def]
+    """Visibility is eventually consistent: poll briefly."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
-        try:
-            value = await fetch()
-            if until(value):
-                return value
-        except Exception:  # the run may not have started its first task yet
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-        if asyncio.get_running_loop().time() > deadline:
+        value = await fetch()
+        if until(value) or asyncio.get_running_loop().time() > deadline:
             return value
         await asyncio.sleep(0.1)

@@ -1,0 +1,68 @@
+"""``journey dev``: the whole engine in one process on one machine, until Ctrl-C.
+
+Temporal dev server (SQLite persistence under ``.journey/``, UI), Redis, the SQLite store with
+migrations applied, a journey worker and the HTTP API. Stopping stops all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+
+from engine.api import create_app, serve_api
+from engine.enroll import Enroller
+from engine.events import EventRouter
+from engine.runner import journey_worker
+from engine.servers import port_taken
+from engine.settings import Settings
+from engine.stack import EmbeddedStack, StackError, StackPorts
+from engine.store import Store
+
+
+async def run_dev(
+    settings: Settings, ports: StackPorts, api_port: int, say: Callable[[str], None]
+) -> None:
+    if port_taken(api_port):
+        raise StackError(f"port {api_port} for the API is taken: choose another with --api-port")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    stack = EmbeddedStack(settings.home, ports)
+    say(f"starting Temporal on {stack.temporal_address} and Redis on {stack.redis_url} ...")
+    client = await stack.start()
+    settings = settings.model_copy(
+        update={"temporal_address": stack.temporal_address, "redis_url": stack.redis_url}
+    )
+    store = Store.from_url(settings.resolved_database_url())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await store.migrate()
+        enroller = Enroller(store, client, settings.task_queue, time_scale=settings.time_scale)
+        router = EventRouter(store, client, enroller)
+        keys = [key.get_secret_value() for key in settings.api_keys]
+        app = create_app(store, router, keys, allow_anonymous=not keys)
+        async with journey_worker(settings, client, store) as worker, worker:
+            api = asyncio.create_task(serve_api(app, "127.0.0.1", api_port, stop))
+            say(f"Temporal UI   {stack.ui_url}")
+            say(
+                f"HTTP API      http://127.0.0.1:{api_port}/docs"
+                + ("" if keys else " (no API key: local only)")
+            )
+            say(f"database      {settings.resolved_database_url()}")
+            say(f"worker        task queue '{settings.task_queue}'")
+            say(
+                "ready. In another terminal: journey deploy journeys/*.yaml, journey enroll, "
+                "journey event ... Ctrl-C stops everything."
+            )
+            await stop.wait()
+            await api
+    finally:
+        with contextlib.suppress(NotImplementedError):
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        await store.aclose()
+        await stack.stop()
+        say("stopped.")
