@@ -29,6 +29,21 @@ class Profile:
     locale: str = "zh-CN"
 
 
+SubscriptionStatus = Literal["subscribed", "unsubscribed"]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A person's consent for one channel; no row means subscribed (the brand's default)."""
+
+    profile_id: str
+    channel: str
+    status: SubscriptionStatus
+    source: str
+    """Where it was set: ``api``, ``unsubscribe_link``, ``import``..."""
+    updated_at: datetime
+
+
 @dataclass(frozen=True)
 class Event:
     event_id: str

@@ -96,6 +96,10 @@ class JourneyActivities:
         if address is None:
             return await self._record(input, "suppressed", f"no_address:{input.channel}")
 
+        if input.category == "marketing" and await self._store.is_unsubscribed(
+            input.profile_id, input.channel
+        ):
+            return await self._record(input, "suppressed", f"unsubscribed:{input.channel}")
         if input.category == "marketing":
             decision = await self._caps.reserve(
                 CapRequest(

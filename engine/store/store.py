@@ -20,7 +20,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.schema import Table
 
-from engine.domain import Delivery, Enrollment, EnrollmentStatus, Event, JourneyVersion, Profile
+from engine.domain import (
+    Delivery,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    JourneyVersion,
+    Profile,
+    Subscription,
+    SubscriptionStatus,
+)
 from engine.store import records
 from engine.store.columns import require_aware
 from engine.store.connect import create_engine
@@ -33,6 +42,7 @@ from engine.store.tables import (
     events,
     journey_versions,
     profiles,
+    subscriptions,
 )
 
 # Keeps IN (...) lists and multi-row statements well under SQLite's and PostgreSQL's bind limits.
@@ -484,6 +494,51 @@ class Store:
                 ).one_or_none()
                 if exists is None:
                     raise EnrollmentNotFound(enrollment_id)
+
+    # -- subscriptions -----------------------------------------------------------------------
+
+    async def set_subscription(
+        self, profile_id: str, channel: str, status: SubscriptionStatus, source: str, at: datetime
+    ) -> None:
+        """Record consent for one channel (insert or replace)."""
+        values = {
+            "profile_id": profile_id,
+            "channel": channel,
+            "status": status,
+            "source": source,
+            "updated_at": require_aware(at),
+        }
+        stmt = self._insert(subscriptions).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[subscriptions.c.profile_id, subscriptions.c.channel],
+            set_={k: v for k, v in values.items() if k not in ("profile_id", "channel")},
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def subscriptions(self, profile_id: str) -> dict[str, Subscription]:
+        """Channel -> the person's recorded consent (channels without a row are subscribed)."""
+        query = select(subscriptions).where(subscriptions.c.profile_id == profile_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return {
+            row["channel"]: Subscription(
+                profile_id=row["profile_id"],
+                channel=row["channel"],
+                status=row["status"],
+                source=row["source"],
+                updated_at=row["updated_at"],
+            )
+            for row in rows
+        }
+
+    async def is_unsubscribed(self, profile_id: str, channel: str) -> bool:
+        query = select(subscriptions.c.status).where(
+            subscriptions.c.profile_id == profile_id, subscriptions.c.channel == channel
+        )
+        async with self._engine.connect() as conn:
+            status = (await conn.execute(query)).scalar_one_or_none()
+        return status == "unsubscribed"
 
     # -- deliveries --------------------------------------------------------------------------
 

@@ -92,6 +92,17 @@ enrollments = Table(
     Index(None, "journey_id", "profile_id", "entered_at"),
 )
 
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("profile_id", String(PROFILE_ID_MAX), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("profile_id", "channel"),
+)
+
 deliveries = Table(
     "deliveries",
     metadata,

@@ -219,3 +219,28 @@ async def test_reentry_rules_come_from_the_ledger(
     later = soon + timedelta(days=6)
     assert (await harness.enroller.enroll(version, ["p1"], soon))["reentry_blocked"] == 1
     assert (await harness.enroller.enroll(version, ["p1"], later))["started"] == 1
+
+
+async def test_a_person_unsubscribed_from_sms_gets_no_sms_but_still_gets_email(
+    harness: Harness, time_skipping_env: WorkflowEnvironment
+) -> None:
+    spec = journey(
+        [
+            {"id": "pause", "wait": "1d"},
+            {"id": "by_sms", "send": {"channel": "sms", "template": "hello"}},
+            {"id": "by_email", "send": {"channel": "email", "template": "hello"}},
+        ]
+    )
+    await enter(harness, time_skipping_env, spec, person("p1", phone="+86", email="a@example.com"))
+    await harness.until_step(spec["id"], "p1", "pause")
+    at = await time_skipping_env.get_current_time()
+    await harness.store.set_subscription("p1", "sms", "unsubscribed", "unsubscribe_link", at)
+
+    await harness.result(spec["id"], "p1")
+
+    rows = {
+        d.step_id: (d.status, d.reason)
+        for d in await harness.store.deliveries(journey_id=spec["id"])
+    }
+    assert rows == {"by_sms": ("suppressed", "unsubscribed:sms"), "by_email": ("sent", None)}
+    assert [line["channel"] for line in harness.sent_lines()] == ["email"]
