@@ -43,7 +43,13 @@ async def run_dev(
         enroller = Enroller(store, client, settings.task_queue, time_scale=settings.time_scale)
         router = EventRouter(store, client, enroller)
         keys = [key.get_secret_value() for key in settings.api_keys]
-        app = create_app(store, router, keys, allow_anonymous=not keys)
+        app = create_app(
+            store,
+            router,
+            keys,
+            allow_anonymous=not keys,
+            unsubscribe_secret=settings.resolved_unsubscribe_secret(),
+        )
         async with journey_worker(settings, client, store) as worker, worker:
             api = asyncio.create_task(serve_api(app, "127.0.0.1", api_port, stop))
             say(f"Temporal UI   {stack.ui_url}")

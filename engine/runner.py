@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
-from engine.caps.checker import AllowAll
+from engine.caps.factory import build_cap_checker
 from engine.dsl.models import Journey, SendStep
 from engine.settings import Settings
 from engine.stack import StackError
@@ -38,7 +38,7 @@ async def journey_worker(settings: Settings, client: Client, store: Store) -> As
     if broken:
         await http.aclose()
         raise StackError("deployed journeys use unconfigured channels: " + "; ".join(broken))
-    activities = JourneyActivities(store, AllowAll(), registry)
+    activities = JourneyActivities(store, build_cap_checker(settings), registry)
     try:
         yield build_worker(client, settings.task_queue, activities.all())
     finally:

@@ -5,6 +5,7 @@ Nothing here opens a connection; composition roots (worker, api, cli) read `Sett
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -25,9 +26,24 @@ class Settings(BaseSettings):
     redis_url: str = "redis://localhost:6379/0"
     journeys_dir: Path = Path("journeys")
     api_keys: list[SecretStr] = Field(default_factory=list)
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="where people reach the API (unsubscribe links)"
+    )
+    unsubscribe_secret: SecretStr | None = None
     time_scale: float = Field(
         1.0, gt=0, description="divides every wait; >1 only for demos and rehearsals"
     )
+
+    def resolved_unsubscribe_secret(self) -> str:
+        """JOURNEY_UNSUBSCRIBE_SECRET, or (embedded stack) a random one kept under ``home``."""
+        if self.unsubscribe_secret is not None:
+            return self.unsubscribe_secret.get_secret_value()
+        path = self.home / "unsubscribe.secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+            path.chmod(0o600)
+        return path.read_text(encoding="utf-8").strip()
 
     def resolved_database_url(self) -> str:
         if self.database_url:

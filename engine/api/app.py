@@ -39,6 +39,7 @@ from engine.api.models import (
     ProfileBatch,
     ProfileBatchResult,
 )
+from engine.api.unsubscribe import unsubscribe_router
 from engine.domain import Event, Profile
 from engine.events import EventRouter
 from engine.store import Store
@@ -74,13 +75,15 @@ def create_app(
     *,
     allow_anonymous: bool = False,
     clock: Callable[[], datetime] = _utcnow,
+    unsubscribe_secret: str | None = None,
 ) -> FastAPI:
     """The API over ``store`` and ``router``; OpenAPI at ``/docs``.
 
     ``api_keys`` are the accepted bearer keys (any of them works, so keys can be rotated). With
     none, ``ApiConfigError`` is raised unless ``allow_anonymous=True`` says on purpose that
     anyone who can reach the port may write (the embedded dev stack on localhost). ``clock``
-    gives the receive time (default occurred_at, and the router's ``now``).
+    gives the receive time (default occurred_at, and the router's ``now``). With
+    ``unsubscribe_secret``, the one-click unsubscribe links (``/u/{token}``) are served.
     """
     keys = list(api_keys)
     if any(not key.strip() for key in keys):
@@ -189,6 +192,8 @@ def create_app(
         log.info("profiles_upserted", received=len(profiles), upserted=upserted)
         return ProfileBatchResult(received=len(profiles), upserted=upserted)
 
+    if unsubscribe_secret:
+        app.include_router(unsubscribe_router(store, unsubscribe_secret, clock))
     return app
 
 

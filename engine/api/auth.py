@@ -16,6 +16,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+PUBLIC_PREFIXES = ("/u/",)
+"""Unsubscribe links: the signed token in the path is the credential."""
 
 
 def key_matches(presented: str, keys: Iterable[bytes]) -> bool:
@@ -35,7 +37,11 @@ class BearerKeyMiddleware:
         self._keys = tuple(key.encode("utf-8") for key in keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in PUBLIC_PATHS
+            or scope["path"].startswith(PUBLIC_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")

@@ -124,7 +124,9 @@ def api(
         keys = [key.get_secret_value() for key in settings.api_keys]
         try:
             async with _enroller(settings) as (store, _, router):
-                app_ = create_app(store, router, keys)
+                app_ = create_app(
+                    store, router, keys, unsubscribe_secret=settings.resolved_unsubscribe_secret()
+                )
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGINT, signal.SIGTERM):
