@@ -22,10 +22,11 @@ from engine.dsl.errors import DslError, Problem
 from engine.dsl.explain import explain
 from engine.dsl.graph import check_steps
 from engine.dsl.models import Journey, Step
+from engine.dsl.policy import Policy
 from engine.dsl.segments import Segment
 from engine.dsl.source import TOP, SourceMap, read_yaml
 
-Document = Journey | Segment
+Document = Journey | Segment | Policy
 
 _SUFFIXES = (".yaml", ".yml")
 # Message templates are YAML too, but are checked when a journey is deployed (engine.templates).
@@ -56,6 +57,10 @@ def _is_segment(path: Path, data: Any) -> bool:
 
 def _is_journey(path: Path, data: Any) -> bool:
     return isinstance(data, dict) and "steps" in data
+
+
+def _is_policy(path: Path, data: Any) -> bool:
+    return path.stem == "policy" and not (isinstance(data, dict) and "steps" in data)
 
 
 def _no_checks(source: SourceMap, error: ValidationError | None) -> list[Problem]:
@@ -92,12 +97,17 @@ def _journey_graph(source: SourceMap, error: ValidationError | None) -> list[Pro
 # Recognised in this order; the first whose `recognise` says yes wins. The segment folder rule
 # comes first so that a segment file with a stray `steps:` is still checked as a segment.
 KINDS: tuple[Kind, ...] = (
+    Kind("policy", "policies", Policy, _is_policy, _no_checks),
     Kind("segment", "segments", Segment, _is_segment, _no_checks),
     Kind("journey", "journeys", Journey, _is_journey, _journey_graph),
 )
 _JOURNEY = next(k for k in KINDS if k.name == "journey")
 _SEGMENT = next(k for k in KINDS if k.name == "segment")
-UNRECOGNISED = "unrecognised file: expected a journey (steps:) or a segment (condition:)"
+_POLICY = next(k for k in KINDS if k.name == "policy")
+UNRECOGNISED = (
+    "unrecognised file: expected a journey (steps:), a segment (condition:) or the contact "
+    "policy (policy.yaml)"
+)
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,13 @@ def load_segment(path: Path | str) -> Segment:
     """Read and validate a segment file. Raises DslError with every problem, located."""
     document = _load(Path(path), _SEGMENT)
     assert isinstance(document, Segment)
+    return document
+
+
+def load_policy(path: Path | str) -> Policy:
+    """Read and validate the contact policy. Raises DslError with every problem, located."""
+    document = _load(Path(path), _POLICY)
+    assert isinstance(document, Policy)
     return document
 
 
@@ -188,7 +205,7 @@ def _validate(source: SourceMap, kind: Kind) -> Document:
     problems = kind.check(source, None)
     if problems:
         raise DslError(problems)
-    assert isinstance(document, Journey | Segment)
+    assert isinstance(document, Journey | Segment | Policy)
     return document
 
 

@@ -8,12 +8,14 @@ import pytest
 
 from engine.dsl.errors import DslError, Problem
 from engine.dsl.loader import (
+    UNRECOGNISED,
     load_document,
     load_journey,
     load_segment,
     parse_journey_text,
     validate_paths,
 )
+from engine.dsl.policy import Policy
 from tests.dsl.helpers import journey_problems, located
 
 HEAD = """\
@@ -299,14 +301,15 @@ def test_documents_are_recognised_by_folder_or_keys(tmp_path: Path) -> None:
     assert load_document(by_folder).id == "vip"
     assert load_document(by_key).id == "vip2"
 
-    other = tmp_path / "policy.yaml"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("timezone: America/New_York\n", encoding="utf-8")
+    assert isinstance(load_document(policy), Policy)
+
+    other = tmp_path / "notes.yaml"
     other.write_text("timezone: Asia/Shanghai\n", encoding="utf-8")
     with pytest.raises(DslError) as caught:
         load_document(other)
-    assert [str(p) for p in caught.value.problems] == [
-        f"{other}:1:1: top level: unrecognised file: expected a journey (steps:) or a segment "
-        "(condition:)"
-    ]
+    assert [str(p) for p in caught.value.problems] == [f"{other}:1:1: top level: {UNRECOGNISED}"]
 
 
 def test_validate_paths_reports_every_file(tmp_path: Path) -> None:
@@ -336,9 +339,7 @@ def test_empty_and_non_mapping_files(tmp_path: Path) -> None:
     listing = tmp_path / "list.yaml"
     listing.write_text("- a\n- b\n", encoding="utf-8")
     problems = validate_paths([empty, listing])
-    assert [p.message for p in problems] == [
-        "unrecognised file: expected a journey (steps:) or a segment (condition:)"
-    ] * 2
+    assert [p.message for p in problems] == [UNRECOGNISED] * 2
     with pytest.raises(DslError) as caught:
         load_journey(empty)
     assert caught.value.problems[0].message == "expected a mapping (key: value), got nothing"
