@@ -8,31 +8,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from engine.servers import find_binary
 from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS
+from tests.harness import start_time_skipping
 
 
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server: a 7-day wait takes milliseconds."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=DATA_CONVERTER,
-    )
-    # Unregistered custom attributes make workflow tasks retry forever on this server.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                for key in SEARCH_ATTRIBUTE_KEYS
-            },
-        )
-    )
+    env = await start_time_skipping()
     yield env
     await env.shutdown()
     await asyncio.sleep(0.05)  # sdk-python#300: let the runtime settle before exit

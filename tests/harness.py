@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 from ruamel.yaml import YAML
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
@@ -27,10 +29,30 @@ from engine.domain import JourneyVersion, Profile
 from engine.dsl.models import Journey
 from engine.enroll import Enroller
 from engine.events import EventRouter
+from engine.servers import find_binary
 from engine.store import Store
-from engine.temporal import workflow_id
+from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS, workflow_id
 from engine.worker import build_worker
 from engine.workflow.messages import RunResult, RunState
+
+
+async def start_time_skipping() -> WorkflowEnvironment:
+    """The time-skipping test server, with the engine's converter and search attributes."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_binary("temporal-test-server")),
+        data_converter=DATA_CONVERTER,
+    )
+    # Unregistered custom attributes make workflow tasks retry forever on this server.
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                for key in SEARCH_ATTRIBUTE_KEYS
+            },
+        )
+    )
+    return env
 
 
 async def sqlite_store(directory: Path) -> Store:
