@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     task_queue: str = "journeys"
     redis_url: str = "redis://localhost:6379/0"
     journeys_dir: Path = Path("journeys")
+    policy_path: Path | None = Field(None, description="default: policy.yaml in journeys_dir")
     api_keys: list[SecretStr] = Field(default_factory=list)
     public_url: str = Field(
         "http://127.0.0.1:8000", description="where people reach the API (unsubscribe links)"

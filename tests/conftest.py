@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.servers import find_binary
 from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS
-from tests.harness import start_time_skipping
+from tests.harness import RedisServer, start_time_skipping
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +35,15 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     yield env
     await env.shutdown()
     await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server of the tests' own on a free port (not the machine's)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

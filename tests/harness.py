@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -29,7 +31,7 @@ from engine.domain import JourneyVersion, Profile
 from engine.dsl.models import Journey
 from engine.enroll import Enroller
 from engine.events import EventRouter
-from engine.servers import find_binary
+from engine.servers import find_binary, free_port, port_taken
 from engine.store import Store
 from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS, workflow_id
 from engine.worker import build_worker
@@ -53,6 +55,50 @@ async def start_time_skipping() -> WorkflowEnvironment:
         )
     )
     return env
+
+
+class RedisServer:
+    """A real redis-server on a free port, persisting to ``directory`` so a restart keeps the
+    counters (as production's append-only Redis does)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(
+            [
+                str(find_binary("redis-server")),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not port_taken(self.port):
+            if time.monotonic() > deadline or self._process.poll() is not None:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+        self._process = None
 
 
 async def sqlite_store(directory: Path) -> Store:

@@ -6,7 +6,7 @@ row, and a send whose row already says ``sent`` is never handed to a connector a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from connectors.base import (
     RetryableSendError,
 )
 from connectors.registry import ConnectorRegistry
-from engine.caps.checker import CapChecker, CapRequest
+from engine.caps.checker import CapChecker, CapRequest, CapStoreUnavailable
 from engine.conditions.python import matches
 from engine.domain import Delivery, DeliveryStatus, JourneyVersion, Profile
 from engine.store import EnrollmentNotFound, ProfileNotFound, Store
@@ -37,6 +37,13 @@ from engine.workflow.messages import (
 )
 
 log = structlog.get_logger(__name__)
+
+_REFUSED: dict[str, DeliveryStatus] = {
+    "defer": "deferred",
+    "expire": "expired",
+    "skip": "suppressed",
+    "exit": "suppressed",
+}
 
 ADDRESS_ATTRIBUTES = {
     "email": "email",
@@ -83,7 +90,7 @@ class JourneyActivities:
             send_key=input.send_key,
         )
         stored = await self._store.get_delivery(input.send_key)
-        if stored is not None and stored.status in ("sent", "failed", "suppressed"):
+        if stored is not None and stored.status in ("sent", "failed", "suppressed", "expired"):
             return SendResult(
                 status=stored.status,
                 reason=stored.reason,
@@ -100,7 +107,7 @@ class JourneyActivities:
             input.profile_id, input.channel
         ):
             return await self._record(input, "suppressed", f"unsubscribed:{input.channel}")
-        if input.category == "marketing":
+        try:
             decision = await self._caps.reserve(
                 CapRequest(
                     send_key=input.send_key,
@@ -111,12 +118,24 @@ class JourneyActivities:
                     at=input.at,
                     timezone=input.timezone,
                     journey_caps=tuple(input.caps),
-                    tags=tuple(sorted(profile.tags)),
+                    tags=tuple(input.tags),
+                    transactional=input.category == "transactional",
+                    first_attempt_at=input.first_attempt_at,
+                    defer_allowed=input.defer_allowed,
                 )
             )
-            if not decision.allowed:
-                status: DeliveryStatus = "deferred" if decision.action == "defer" else "suppressed"
-                return await self._record(input, status, decision.rule, retry_at=decision.retry_at)
+        except CapStoreUnavailable as exc:
+            # Fail closed: Temporal retries with backoff; nothing leaves unchecked.
+            bound.warning("cap_store_unavailable", error=str(exc))
+            raise ApplicationError(str(exc), type="CapStoreUnavailable") from exc
+        if not decision.allowed:
+            if decision.action == "arbitrate":
+                return SendResult(status="arbitrating", retry_at=decision.retry_at)
+            status: DeliveryStatus = _REFUSED[decision.action]
+            result = await self._record(
+                input, status, decision.rule, retry_at=decision.retry_at, detail=decision.detail
+            )
+            return result.model_copy(update={"exit_run": decision.action == "exit"})
 
         version = await self._version(input.journey_id, input.version)
         try:
@@ -180,6 +199,7 @@ class JourneyActivities:
         *,
         retry_at: datetime | None = None,
         provider_message_id: str | None = None,
+        detail: Mapping[str, str] | None = None,
     ) -> SendResult:
         log.info(
             "delivery_recorded",
@@ -205,7 +225,10 @@ class JourneyActivities:
                 created_at=input.at,
                 reason=reason,
                 provider_message_id=provider_message_id,
-                detail={"retry_at": retry_at.isoformat()} if retry_at else {},
+                detail={
+                    **(detail or {}),
+                    **({"retry_at": retry_at.isoformat()} if retry_at else {}),
+                },
             )
         )
         return SendResult(

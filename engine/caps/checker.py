@@ -8,6 +8,16 @@ from typing import Literal, Protocol
 
 from engine.dsl.models import Cap
 
+Action = Literal["send", "arbitrate", "defer", "expire", "skip", "exit"]
+"""send: go ahead (reserved); arbitrate: wait until ``retry_at`` (the arbitration window's end)
+and ask again with the same key; defer: wait until ``retry_at`` and ask again with a new key;
+expire: a deferral would outlast its expiry; skip: take the step's suppressed path; exit: end
+the run."""
+
+
+class CapStoreUnavailable(RuntimeError):
+    """The cap store cannot be reached: fail closed, retry later, never send unchecked."""
+
 
 @dataclass(frozen=True)
 class CapRequest:
@@ -21,22 +31,31 @@ class CapRequest:
     timezone: str
     journey_caps: tuple[Cap, ...] = ()
     tags: tuple[str, ...] = ()
+    """The message's categories (the journey's tags), for per-tag caps."""
+    transactional: bool = False
+    """Exempt from every rule, but counted."""
+    first_attempt_at: datetime | None = None
+    """When the send was first tried; a deferral may not outlast it by the policy's expiry."""
+    defer_allowed: bool = True
+    """False when the step names its own ``on_suppressed``: a refusal then skips at once."""
 
 
 @dataclass(frozen=True)
 class CapDecision:
     allowed: bool
-    action: Literal["send", "defer", "skip", "exit"] = "send"
+    action: Action = "send"
     rule: str | None = None
     """The rule that refused the send (e.g. ``global:1/1d``): delivery log, `journey why`."""
     retry_at: datetime | None = None
-    """With ``defer``: when the window frees."""
     detail: dict[str, str] = field(default_factory=dict)
 
 
 class CapChecker(Protocol):
     async def reserve(self, request: CapRequest) -> CapDecision:
-        """Check every rule and reserve the touch if all allow; the same send key, same answer."""
+        """Check every rule and reserve the touch if all allow; the same send key, same answer.
+
+        Raises CapStoreUnavailable when it cannot decide.
+        """
         ...
 
     async def release(self, send_key: str, profile_id: str) -> None:
@@ -45,7 +64,7 @@ class CapChecker(Protocol):
 
 
 class AllowAll:
-    """Allows every send. Stands in until the Redis frequency-cap service plugs in."""
+    """Allows every send: for tests and set-ups without Redis."""
 
     async def reserve(self, request: CapRequest) -> CapDecision:
         return CapDecision(allowed=True)

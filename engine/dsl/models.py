@@ -310,6 +310,9 @@ class Journey(Strict):
     goal: Goal | None = None
     exit_on: list[ExitOn] = Field(default_factory=list)
     caps: list[Cap] = Field(default_factory=list)
+    tags: list[Slug] = Field(
+        default_factory=list, description="message categories, for the policy's per-tag caps"
+    )
     steps: list[Step] = Field(min_length=1)
 
     def step(self, step_id: str) -> Step:

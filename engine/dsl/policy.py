@@ -8,7 +8,7 @@
       tags: {promotion: [{max: 2, per: 7d}]}            # message categories (a journey's tags)
     quiet_hours: {from: "21:00", to: "09:00", action: defer}   # defer | drop, person's time
     on_capped: {action: defer, expire_after: 2d}        # defer | skip | exit
-    arbitration: {window: 10m}         # highest priority wins; null = first come, first served
+    arbitration: {window: 10m}         # highest priority wins; absent = first come, first served
 
 A journey adds its own ``caps`` and ``priority``; a send step may override ``on_suppressed``.
 """
@@ -73,9 +73,12 @@ class OnCapped(Strict):
 
 
 class Arbitration(Strict):
-    """Journeys competing for one person within ``window``: the highest priority sends."""
+    """Journeys competing for one person within ``window``: the highest priority sends.
 
-    window: Duration | None = timedelta(minutes=10)
+    Every marketing send then waits for the window to close before it is decided (that is the
+    added latency); no window (the default) means first come, first served."""
+
+    window: Duration | None = None
 
 
 class Policy(Strict):

@@ -210,9 +210,12 @@ class JourneyWorkflow:
         success = send.next or self._journey.following(step.id)
         base_key = f"{self._input.enrollment_id}:{step.id}:{self._visits[step.id]}"
         attempt = 0
+        first_attempt_at: datetime | None = None
         while True:
             # Each attempt after a deferral gets its own key: a reservation is idempotent per key.
             key = base_key if attempt == 0 else f"{base_key}:{attempt}"
+            at = self._simulated_now()
+            first_attempt_at = first_attempt_at or at
             result: SendResult = await workflow.execute_activity(
                 "send",
                 SendInput(
@@ -226,20 +229,29 @@ class JourneyWorkflow:
                     category=send.category,
                     priority=self._journey.priority,
                     caps=self._journey.caps,
-                    at=workflow.now(),
+                    at=at,
                     timezone=self._input.timezone,
+                    tags=self._journey.tags,
+                    first_attempt_at=first_attempt_at,
+                    defer_allowed=send.on_suppressed is None,
                 ),
                 result_type=SendResult,
                 start_to_close_timeout=_SEND_TIMEOUT,
                 retry_policy=_SEND_RETRY,
                 summary=f"send {send.channel}: {send.template}",
             )
-            if result.status == "deferred" and result.retry_at is not None:
-                attempt += 1
-                await self._pause(step.id, result.retry_at - workflow.now(), None, None)
+            if result.status in ("deferred", "arbitrating") and result.retry_at is not None:
+                # Arbitration asks again with the same key (its claim); a deferral, a new one.
+                attempt += result.status == "deferred"
+                why = result.reason or "arbitration window"
+                wait = self._scaled(result.retry_at - self._simulated_now())
+                await self._pause(step.id, wait, None, None, f"send held by {why}")
                 if self._ended is not None:
                     return None
                 continue
+            if result.exit_run:
+                self._ended = ("exited", result.reason or "capped")
+                return None
             if result.status == "sent":
                 return success
             if result.status == "failed":
@@ -250,6 +262,12 @@ class JourneyWorkflow:
 
     def _scaled(self, length: timedelta) -> timedelta:
         return length / self._input.time_scale
+
+    def _simulated_now(self) -> datetime:
+        """Workflow time, sped up by ``time_scale`` since the run started (caps and windows then
+        see the journey's own timeline; with no scaling it is simply workflow time)."""
+        start = workflow.info().start_time
+        return start + (workflow.now() - start) * self._input.time_scale
 
     def _wait_length(self, wait: timedelta | WaitUntil) -> timedelta:
         if isinstance(wait, timedelta):
@@ -268,6 +286,7 @@ class JourneyWorkflow:
         length: timedelta,
         done: Callable[[], bool] | None = None,
         waiting_for: str | None = None,
+        label: str | None = None,
     ) -> bool:
         """Sleep durably for ``length`` unless the run ends or ``done()`` turns true.
 
@@ -279,7 +298,9 @@ class JourneyWorkflow:
         self._until = workflow.now() + length
         workflow.upsert_search_attributes([JOURNEY_STEP.value_set(step_id)])
         local_until = self._until.astimezone(ZoneInfo(self._input.timezone))
-        what = f"waiting for {waiting_for}" if waiting_for else f"step {step_id}: waiting"
+        what = label or (
+            f"waiting for {waiting_for}" if waiting_for else f"step {step_id}: waiting"
+        )
         workflow.set_current_details(
             f"{what} until {local_until:%Y-%m-%d %H:%M} {self._input.timezone}"
         )

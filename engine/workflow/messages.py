@@ -15,7 +15,8 @@ from engine.domain import Category, EnrollmentStatus
 from engine.dsl.conditions import Condition
 from engine.dsl.models import Cap, Journey, Update
 
-SendStatus = Literal["sent", "suppressed", "deferred", "failed", "expired"]
+SendStatus = Literal["sent", "suppressed", "deferred", "failed", "expired", "arbitrating"]
+"""The delivery statuses, plus ``arbitrating``: wait until ``retry_at`` and ask again."""
 
 
 class Message(BaseModel):
@@ -74,8 +75,13 @@ class SendInput(Message):
     priority: int
     caps: list[Cap] = Field(default_factory=list)
     at: datetime
-    """Workflow time of the attempt; the cap check uses it, never a clock of its own."""
+    """Workflow time of the attempt (simulated time when waits are scaled); the cap check uses
+    it, never a clock of its own."""
     timezone: str
+    tags: list[str] = Field(default_factory=list)
+    first_attempt_at: datetime | None = None
+    defer_allowed: bool = True
+    """False when the step names ``on_suppressed``: a refusal takes that path at once."""
 
 
 class SendResult(Message):
@@ -83,6 +89,8 @@ class SendResult(Message):
     reason: str | None = None
     retry_at: datetime | None = None
     provider_message_id: str | None = None
+    exit_run: bool = False
+    """The policy says a refused send ends the run."""
 
 
 class BranchInput(Message):

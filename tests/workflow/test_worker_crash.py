@@ -19,7 +19,7 @@ from engine.deploy import deploy_journey
 from engine.dsl.models import Journey
 from engine.enroll import Enroller
 from engine.store import Store
-from tests.harness import person, sqlite_store
+from tests.harness import RedisServer, person, sqlite_store
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -27,7 +27,16 @@ PEOPLE = 40
 SENDS = 3
 
 
-def start_worker(env: WorkflowEnvironment, database: Path, outbox: Path, queue: str, log: Path):
+def start_worker(
+    env: WorkflowEnvironment,
+    database: Path,
+    outbox: Path,
+    queue: str,
+    log: Path,
+    redis: RedisServer,
+):
+    policy = log.parent / "policy.yaml"
+    policy.write_text("caps: {global: [{max: 100, per: 1d}]}\n", encoding="utf-8")
     environment = {
         **os.environ,
         "JOURNEY_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
@@ -35,6 +44,8 @@ def start_worker(env: WorkflowEnvironment, database: Path, outbox: Path, queue: 
         "JOURNEY_TASK_QUEUE": queue,
         "JOURNEY_CONSOLE_PATH": str(outbox),
         "JOURNEY_CHANNELS": json.dumps({"sms": "console"}),
+        "JOURNEY_REDIS_URL": redis.url,
+        "JOURNEY_POLICY_PATH": str(policy),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "engine.cli.main", "worker"],
@@ -52,7 +63,7 @@ async def wait_until(check, within: float) -> None:  # type: ignore[no-untyped-d
 
 
 async def test_killed_worker_restarts_and_every_send_happens_exactly_once(
-    dev_env: WorkflowEnvironment, tmp_path: Path
+    dev_env: WorkflowEnvironment, tmp_path: Path, redis_server: RedisServer
 ) -> None:
     store: Store = await sqlite_store(tmp_path)
     templates = tmp_path / "templates"
@@ -73,7 +84,7 @@ async def test_killed_worker_restarts_and_every_send_happens_exactly_once(
     queue = f"crash-{uuid.uuid4().hex[:6]}"
     outbox = tmp_path / "outbox.jsonl"
     database = tmp_path / "journey.db"
-    first = start_worker(dev_env, database, outbox, queue, tmp_path / "worker1.log")
+    first = start_worker(dev_env, database, outbox, queue, tmp_path / "worker1.log", redis_server)
     second = None
     try:
         enroller = Enroller(store, dev_env.client, queue)
@@ -88,7 +99,9 @@ async def test_killed_worker_restarts_and_every_send_happens_exactly_once(
         before = len(await store.deliveries(journey_id=journey.id))
         assert before < PEOPLE * SENDS, "the worker finished before it could be killed"
 
-        second = start_worker(dev_env, database, outbox, queue, tmp_path / "worker2.log")
+        second = start_worker(
+            dev_env, database, outbox, queue, tmp_path / "worker2.log", redis_server
+        )
 
         async def all_done() -> bool:
             return all(e.status == "completed" for e in await store.enrollments(journey.id))
