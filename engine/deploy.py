@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
 from engine.domain import JourneyVersion
-from engine.dsl.loader import load_journey
+from engine.dsl.loader import load_document, load_journey
 from engine.dsl.models import Journey
 from engine.store import Store
 from engine.templates import load_templates
@@ -40,6 +41,21 @@ async def deploy_file(store: Store, path: Path, now: datetime) -> tuple[JourneyV
     """
     journey = load_journey(path)
     return await deploy_journey(store, journey, path.parent / "templates", now, str(path))
+
+
+def journey_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Split files into journeys and the other recognised kinds (policy, segments), so that
+    ``journey deploy journeys/*.yaml`` deploys the journeys and says what it passed over.
+    Raises DslError for a file that is broken or not recognised."""
+    journeys: list[Path] = []
+    others: list[tuple[Path, str]] = []
+    for path in paths:
+        document = load_document(path)
+        if isinstance(document, Journey):
+            journeys.append(path)
+        else:
+            others.append((path, type(document).__name__.lower()))
+    return journeys, others
 
 
 def _templates_hash(templates: dict[str, dict[str, str]]) -> str:

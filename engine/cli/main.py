@@ -153,11 +153,14 @@ def migrate() -> None:
 @app.command()
 def deploy(paths: Annotated[list[Path], typer.Argument(help="journey YAML files")]) -> None:
     """Validate and store journeys: new content is a new version; runs in flight keep theirs."""
-    from engine.deploy import deploy_file
+    from engine.deploy import deploy_file, journey_files
 
     async def go() -> None:
+        journeys, others = journey_files(paths)
+        for path, kind in others:
+            typer.echo(f"skipped: {path} is a {kind}, not a journey")
         async with _store(Settings()) as store:
-            for path in paths:
+            for path in journeys:
                 version, created = await deploy_file(store, path, datetime.now(UTC))
                 state = "deployed" if created else "unchanged"
                 typer.echo(f"{state}: {version.journey_id} v{version.version} ({path})")

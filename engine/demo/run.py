@@ -16,15 +16,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import redis.asyncio as aioredis
 import structlog
+from temporalio.client import Client
 
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
-from engine.caps.checker import AllowAll
+from engine.caps.redis_caps import RedisCapService
 from engine.demo.population import population
-from engine.deploy import deploy_file
+from engine.deploy import deploy_file, journey_files
 from engine.domain import Event, JourneyVersion
-from engine.dsl.loader import load_segment
+from engine.dsl.loader import load_policy, load_segment
 from engine.dsl.models import EventEntry, SegmentEntry
 from engine.enroll import Enroller
 from engine.events import EventRouter
@@ -64,10 +66,14 @@ async def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
     say(f"starting Temporal ({stack.temporal_address}, UI {stack.ui_url}) and Redis ...")
     client = await stack.start()
     store = Store.from_url(f"sqlite+aiosqlite:///{database}")
+    redis_client = aioredis.Redis.from_url(stack.redis_url)
     http = httpx.AsyncClient()
     registry = ConnectorRegistry.from_settings(ConnectorSettings(console_path=messages), http)
     task_queue = f"demo-{uuid.uuid4().hex[:8]}"
     try:
+        left = await _end_leftover_runs(client)
+        if left:
+            say(f"ended {left} runs left open by an interrupted earlier demo")
         await store.migrate()
         people = population(options.profiles, options.seed)
         await store.upsert_profiles(people)
@@ -75,12 +81,15 @@ async def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
 
         now = datetime.now(UTC)
         versions: list[JourneyVersion] = []
-        for path in sorted(options.journeys_dir.glob("*.yaml")):
+        journeys, _ = journey_files(sorted(options.journeys_dir.glob("*.yaml")))
+        for path in journeys:
             version, _ = await deploy_file(store, path, now)
             versions.append(version)
         say("deployed " + ", ".join(f"{v.journey_id} v{v.version}" for v in versions))
 
-        activities = JourneyActivities(store, AllowAll(), registry)
+        policy = load_policy(options.journeys_dir / "policy.yaml")
+        caps = RedisCapService(redis_client, policy)
+        activities = JourneyActivities(store, caps, registry)
         worker = build_worker(client, task_queue, activities.all())
         enroller = Enroller(store, client, task_queue, time_scale=options.time_scale)
         router = EventRouter(store, client, enroller)
@@ -106,8 +115,21 @@ async def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
     finally:
         await registry.aclose()
         await http.aclose()
+        await redis_client.aclose()
         await store.aclose()
         await stack.stop()
+
+
+async def _end_leftover_runs(client: Client) -> int:
+    """The demo starts from a fresh store; runs of an interrupted demo would block re-entry."""
+    handles = [
+        client.get_workflow_handle(w.id, run_id=w.run_id)
+        async for w in client.list_workflows(
+            "ExecutionStatus = 'Running' AND JourneyId IS NOT NULL"
+        )
+    ]
+    await asyncio.gather(*(h.terminate(reason="a new demo started") for h in handles))
+    return len(handles)
 
 
 async def _enter(

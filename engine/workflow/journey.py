@@ -90,6 +90,8 @@ class JourneyWorkflow:
         self._path: list[str] = []
         self._variants: dict[str, str] = {}
         self._visits: dict[str, int] = {}
+        self._skipped = timedelta(0)
+        self._entered = workflow.now()
 
     @workflow.signal(name="event")
     def event(self, signal: EventSignal) -> None:
@@ -97,11 +99,10 @@ class JourneyWorkflow:
         if self._ended is not None:
             return
         goal = self._journey.goal
-        entered = workflow.info().start_time
         if (
             goal
             and signal.name == goal.event
-            and workflow.now() - entered <= self._scaled(goal.within)
+            and self._simulated_now() - self._entered <= goal.within
         ):
             self._ended = ("converted", signal.name)
         elif any(e.event == signal.name for e in self._journey.exit_on):
@@ -264,10 +265,10 @@ class JourneyWorkflow:
         return length / self._input.time_scale
 
     def _simulated_now(self) -> datetime:
-        """Workflow time, sped up by ``time_scale`` since the run started (caps and windows then
-        see the journey's own timeline; with no scaling it is simply workflow time)."""
-        start = workflow.info().start_time
-        return start + (workflow.now() - start) * self._input.time_scale
+        """The run's own clock: workflow time plus what its scaled waits skipped. Caps and goal
+        windows see the journey's timeline while processing time stays real; with no scaling it
+        is simply workflow time."""
+        return workflow.now() + self._skipped
 
     def _wait_length(self, wait: timedelta | WaitUntil) -> timedelta:
         if isinstance(wait, timedelta):
@@ -304,6 +305,7 @@ class JourneyWorkflow:
         workflow.set_current_details(
             f"{what} until {local_until:%Y-%m-%d %H:%M} {self._input.timezone}"
         )
+        began = workflow.now()
         try:
             await workflow.wait_condition(
                 lambda: self._ended is not None or (done is not None and done()),
@@ -314,4 +316,8 @@ class JourneyWorkflow:
             return False
         finally:
             self._waiting_for = self._until = None
+            # Only the wait itself is compressed: time the run spent queued behind a busy worker
+            # stays real, or a backlog of seconds would count as days of the journey.
+            waited = min(workflow.now() - began, length)
+            self._skipped += waited * (self._input.time_scale - 1)
         return done is not None and done()
