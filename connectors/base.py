@@ -21,31 +21,55 @@ as its idempotency key where the provider has one, so a retried activity never s
 
 Nothing in an error message, a receipt or a log line may contain the recipient's address or the
 message content (they are personal data); error messages name the provider host and status only.
+Log :func:`fingerprint` of an address when a line must identify the recipient.
+
+Optional parts of a connector, read with ``getattr`` by the registry and the cap service:
+
+- ``limits: SendLimits``: how hard the provider may be pushed (tokens per second, burst,
+  concurrent requests); the registry wraps ``send`` to honour it.
+- ``quota: ProviderQuota``: a limit the provider itself enforces per recipient (WeCom: 4 group
+  messages per customer per month), for the cap service to enforce as a policy cap before sending.
+
+Settings: subclass :class:`ProviderSettings` with your own ``env_prefix`` and build it with
+:meth:`ProviderSettings.load`; :meth:`ProviderSettings.require` names every missing secret.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import hashlib
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, Self, runtime_checkable
 
 import httpx
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "UNSUBSCRIBE_URL",
     "Connector",
     "ConnectorConfigError",
     "ConnectorError",
     "DeliveryReceipt",
     "OutboundMessage",
     "PermanentSendError",
+    "ProviderQuota",
+    "ProviderSettings",
     "RetryableSendError",
+    "SendLimits",
+    "TokenCache",
     "classify_transport_error",
+    "fingerprint",
+    "list_unsubscribe_headers",
     "parse_retry_after",
     "raise_for_response",
+    "secret",
 ]
 
 _MAX_CODE_LENGTH = 64
@@ -154,6 +178,193 @@ class Connector(Protocol):
     async def aclose(self) -> None:
         """Release what the connector opened (not the injected HTTP client: it is not theirs)."""
         ...
+
+
+# --- optional parts: limits, quotas, settings ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    """How hard a connector may push its provider; the registry applies it around ``send``.
+
+    ``rate_per_second`` is a token bucket refilled at that rate holding ``burst`` tokens;
+    ``max_concurrency`` bounds requests in flight. ``None`` means no limit of that kind.
+    """
+
+    rate_per_second: float | None = None
+    burst: int = 1
+    max_concurrency: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rate_per_second is not None and not self.rate_per_second > 0:
+            raise ValueError("rate_per_second must be positive")
+        if self.burst < 1:
+            raise ValueError("burst must be at least 1")
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+
+    @property
+    def unlimited(self) -> bool:
+        return self.rate_per_second is None and self.max_concurrency is None
+
+
+@dataclass(frozen=True)
+class ProviderQuota:
+    """A limit the provider enforces per recipient, which the cap service should enforce first.
+
+    ``window`` is a calendar period in the recipient's timezone (providers count that way);
+    ``scope`` says who is counted: one recipient across every sender of the brand.
+    """
+
+    max: int
+    window: Literal["day", "week", "month"]
+    kind: str
+    """What is counted, e.g. ``"group_message"``."""
+    scope: Literal["recipient"] = "recipient"
+    description: str = ""
+
+
+def fingerprint(value: str) -> str:
+    """A short stable digest of personal data (an address, a token) for logs and errors.
+
+    The same value gives the same fingerprint, so log lines can be correlated without the value.
+    """
+    return "fp:" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
+
+
+class ProviderSettings(BaseSettings):
+    """Base of a connector's settings: its own ``env_prefix`` plus the common limits.
+
+    Subclass with ``model_config = SettingsConfigDict(env_prefix="JOURNEY_ACME_", extra="ignore")``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="JOURNEY_", extra="ignore")
+
+    rate_per_second: float | None = Field(
+        None, gt=0, description="requests per second to the provider (token bucket)"
+    )
+    burst: int = Field(1, ge=1, description="requests that may go at once before the rate applies")
+    concurrency: int | None = Field(None, ge=1, description="requests in flight at most")
+    timeout: float = Field(10.0, gt=0, description="seconds per provider request")
+
+    default_rate_per_second: ClassVar[float | None] = None
+    """The provider's documented throttle, used when ``rate_per_second`` is not set."""
+    default_concurrency: ClassVar[int | None] = None
+
+    @classmethod
+    def env_name(cls, field_name: str) -> str:
+        """The environment variable that sets ``field_name``."""
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        return (prefix + field_name).upper()
+
+    @classmethod
+    def load(cls, **values: Any) -> Self:
+        """Settings from the environment (``values`` win); a bad value is a ConnectorConfigError
+        naming its environment variable."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = str(first["loc"][0]) if first["loc"] else ""
+            env = cls.env_name(name) if name else None
+            raise ConnectorConfigError(
+                f"{env or cls.__name__}: {first['msg']}", env_var=env
+            ) from exc
+
+    def require(self, *names: str) -> None:
+        """Raise ConnectorConfigError naming the environment variable of every empty setting."""
+        missing = []
+        for name in names:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if value is None or value == "":
+                missing.append(self.env_name(name))
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            raise ConnectorConfigError(
+                f"{' and '.join(missing)} {verb} not set", env_var=missing[0]
+            )
+
+    def limits(self) -> SendLimits:
+        rate = self.rate_per_second or self.default_rate_per_second
+        return SendLimits(
+            rate_per_second=rate,
+            burst=self.burst,
+            max_concurrency=self.concurrency or self.default_concurrency,
+        )
+
+
+def secret(value: SecretStr | None) -> str:
+    """The plain value of an optional secret setting ('' when unset)."""
+    return value.get_secret_value() if value is not None else ""
+
+
+# --- helpers shared by several providers ---------------------------------------------------
+
+UNSUBSCRIBE_URL = "unsubscribe_url"
+"""Metadata key of the signed one-click unsubscribe link (absolute URL) of a marketing send."""
+
+
+def list_unsubscribe_headers(message: OutboundMessage) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 one-click headers for the message's unsubscribe link (none without one).
+
+    Mailbox providers POST ``List-Unsubscribe=One-Click`` to the link; the API serves it.
+    """
+    url = message.metadata.get(UNSUBSCRIBE_URL)
+    if not url or not url.startswith(("https://", "http://")):
+        return {}
+    return {
+        "List-Unsubscribe": f"<{url}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+class TokenCache:
+    """An access token fetched on demand and kept until shortly before it expires.
+
+    ``fetch`` returns ``(token, expires_in_seconds)``. Concurrent callers share one fetch. After
+    a provider says a token expired, :meth:`invalidate` it (only the token that failed: another
+    task may already have refreshed it) and ask again; refresh once per send, not in a loop.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[tuple[str, float]]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+        """How many tokens were fetched (for tests and metrics)."""
+
+    def _fresh(self) -> str | None:
+        if self._token is not None and self._clock() < self._expires_at:
+            return self._token
+        return None
+
+    async def get(self) -> str:
+        token = self._fresh()
+        if token is not None:
+            return token
+        async with self._lock:
+            token = self._fresh()
+            if token is not None:
+                return token
+            token, expires_in = await self._fetch()
+            self.fetches += 1
+            # Refresh early: a token that expires in flight costs a failed request.
+            margin = min(300.0, max(0.0, expires_in) / 10)
+            self._token, self._expires_at = token, self._clock() + max(0.0, expires_in) - margin
+            return token
+
+    def invalidate(self, token: str) -> None:
+        if self._token == token:
+            self._token = None
 
 
 # --- one mapping of HTTP outcomes to the error tree -----------------------------------------

@@ -16,6 +16,11 @@ entry-point group ``journey_engine.connectors``, where each entry point names a 
 A factory must not do I/O: the registry may call it only to learn whether the connector is
 configured. An entry point with a built-in's name replaces the built-in.
 
+Built-ins: ``console``, ``webhook``, ``email_smtp``, ``email_http``, ``sms``, ``wecom``, ``push``;
+each reads its own ``JOURNEY_<NAME>_*`` settings (see its module). A connector's declared
+``limits`` (or ``JOURNEY_LIMITS``, e.g. ``{"sms": {"rate_per_second": 20, "max_concurrency": 4}}``,
+which wins) are applied by wrapping it in :class:`connectors.limits.LimitedConnector`.
+
 The worker calls :meth:`ConnectorRegistry.check` at start, so a channel mapped to a connector
 that is not installed or not configured is reported by name before any journey runs.
 """
@@ -28,12 +33,18 @@ from pathlib import Path
 
 import httpx
 import structlog
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.base import Connector, ConnectorConfigError
+from connectors.base import Connector, ConnectorConfigError, ProviderQuota, SendLimits
 from connectors.console import ConsoleConnector
+from connectors.email_http import EmailHttpConnector
+from connectors.email_smtp import SmtpConnector
+from connectors.limits import LimitedConnector, limits_of
+from connectors.push import PushConnector
+from connectors.sms import SmsConnector
 from connectors.webhook import WebhookConnector
+from connectors.wecom import WeComConnector
 
 __all__ = [
     "BUILTIN_FACTORIES",
@@ -42,6 +53,7 @@ __all__ = [
     "ConnectorFactory",
     "ConnectorRegistry",
     "ConnectorSettings",
+    "LimitSettings",
     "UnknownChannel",
 ]
 
@@ -57,6 +69,19 @@ DEFAULT_CHANNELS: Mapping[str, str] = {
     "console": "console",
     "webhook": "webhook",
 }
+
+
+class LimitSettings(BaseModel):
+    """A connector's limits as configured in ``JOURNEY_LIMITS``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate_per_second: float | None = Field(None, gt=0)
+    burst: int = Field(1, ge=1)
+    max_concurrency: int | None = Field(None, ge=1)
+
+    def as_limits(self) -> SendLimits:
+        return SendLimits(self.rate_per_second, self.burst, self.max_concurrency)
 
 
 class ConnectorSettings(BaseSettings):
@@ -75,6 +100,10 @@ class ConnectorSettings(BaseSettings):
         description=(
             "journey channel -> connector name, as JSON; replaces the default mapping as a whole"
         ),
+    )
+    limits: dict[str, LimitSettings] = Field(
+        default_factory=dict,
+        description="connector name -> rate/concurrency limits, as JSON; overrides its defaults",
     )
 
 
@@ -123,6 +152,11 @@ def webhook_factory(settings: ConnectorSettings, client: httpx.AsyncClient) -> C
 BUILTIN_FACTORIES: Mapping[str, ConnectorFactory] = {
     "console": console_factory,
     "webhook": webhook_factory,
+    "email_smtp": lambda settings, client: SmtpConnector.from_env(client),
+    "email_http": lambda settings, client: EmailHttpConnector.from_env(client),
+    "sms": lambda settings, client: SmsConnector.from_env(client),
+    "wecom": lambda settings, client: WeComConnector.from_env(client),
+    "push": lambda settings, client: PushConnector.from_env(client),
 }
 
 
@@ -208,6 +242,19 @@ class ConnectorRegistry:
                 problems.append(f"channel {channel!r} -> connector {name!r}: {exc}")
         return problems
 
+    def quotas(self) -> dict[str, ProviderQuota]:
+        """Journey channel -> the provider quota its connector declares (WeCom's monthly group
+        messages), for the cap service to enforce as a policy cap. Unconfigured ones are skipped."""
+        found = {}
+        for channel in sorted(self._settings.channels):
+            try:
+                quota = getattr(self.for_channel(channel), "quota", None)
+            except ConnectorConfigError:
+                continue
+            if isinstance(quota, ProviderQuota):
+                found[channel] = quota
+        return found
+
     def installed(self) -> list[tuple[str, bool, str]]:
         """``(connector name, configured, detail)`` for every installed connector, by name.
 
@@ -273,4 +320,8 @@ class ConnectorRegistry:
             raise ConnectorConfigError(
                 f"connector {name!r} factory returned {type(connector).__name__}, not a Connector"
             )
-        return connector
+        override = self._settings.limits.get(name)
+        limits = override.as_limits() if override is not None else limits_of(connector)
+        if limits.unlimited:
+            return connector
+        return LimitedConnector(connector, limits)

@@ -6,11 +6,79 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from aiosmtpd.controller import Controller
 from provider_stub import Provider, ProviderStub
+from providers import Providers
+from smtp_server import Mailbox
+
+from engine.servers import free_port
+
+
+@pytest.fixture(scope="session")
+def providers_server() -> Iterator[tuple[str, Providers]]:
+    """One local server speaking SendGrid, Aliyun SMS, Twilio, WeCom and FCM (see providers)."""
+    app = Providers()
+    with serve(app) as base_url:
+        yield base_url, app
+
+
+@pytest.fixture
+def providers(providers_server: tuple[str, Providers]) -> Providers:
+    providers_server[1].reset()
+    return providers_server[1]
+
+
+@pytest.fixture
+def providers_url(providers_server: tuple[str, Providers]) -> str:
+    return providers_server[0]
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[int, Mailbox]]:
+    """A real aiosmtpd SMTP server on a free port; what it receives lands in the Mailbox."""
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller.port, mailbox
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: tuple[int, Mailbox]) -> Mailbox:
+    smtp_server[1].reset()
+    return smtp_server[1]
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run an ASGI app with uvicorn in a thread on a free port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("stub server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from connectors.base import (
 )
 from connectors.console import ConsoleConnector
 from connectors.registry import (
+    BUILTIN_FACTORIES,
     DEFAULT_CHANNELS,
     ConnectorRegistry,
     ConnectorSettings,
@@ -264,7 +265,7 @@ async def test_connectors_are_discovered_from_entry_points(
     assert rows["raven"][0] is False
     assert rows["crow"][0] is False
     assert "failed to load" in rows["crow"][1]
-    assert set(rows) == {"console", "webhook", "pigeon", "raven", "owl", "crow"}
+    assert set(rows) == {*BUILTIN_FACTORIES, "pigeon", "raven", "owl", "crow"}
 
     await registry.aclose()
     assert pigeon.closed  # type: ignore[attr-defined]
