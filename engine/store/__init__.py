@@ -7,6 +7,15 @@
 from __future__ import annotations
 
 from engine.store.errors import EnrollmentNotFound, ProfileNotFound, StoreError, VersionNotFound
+from engine.store.records import EnrollmentClaim, RecordedEvent
 from engine.store.store import Store
 
-__all__ = ["EnrollmentNotFound", "ProfileNotFound", "Store", "StoreError", "VersionNotFound"]
+__all__ = [
+    "EnrollmentClaim",
+    "EnrollmentNotFound",
+    "ProfileNotFound",
+    "RecordedEvent",
+    "Store",
+    "StoreError",
+    "VersionNotFound",
+]

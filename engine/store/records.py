@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy.engine import Row
@@ -81,3 +82,27 @@ def delivery(row: Row[Any]) -> Delivery:
         provider_message_id=row.provider_message_id,
         detail=dict(row.detail),
     )
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """What ``Store.record_events`` did with one event of a batch."""
+
+    event: Event
+    """The event as stored: its profile id resolved through merges; for a duplicate, the copy
+    stored first (which is what journeys get)."""
+    fresh: bool
+    """Stored by this call; False for an event id stored before (or earlier in the batch)."""
+    pending: bool
+    """Its delivery to journeys is outstanding: a fresh event with listeners, or a duplicate
+    whose earlier delivery never completed. The caller delivers it, then ``mark_delivered``."""
+
+
+@dataclass(frozen=True)
+class EnrollmentClaim:
+    """The outcome of ``Store.claim_enrollments`` for one person."""
+
+    created: Enrollment | None
+    """The new ledger row when the re-entry rule allowed entry, else None."""
+    last: Enrollment | None
+    """The person's latest enrollment in the journey before this claim."""

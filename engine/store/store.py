@@ -7,16 +7,25 @@ opens a short connection or transaction of its own; nothing is held between call
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+import uuid
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.schema import Table
 
@@ -30,7 +39,8 @@ from engine.domain import (
     Subscription,
     SubscriptionStatus,
 )
-from engine.store import records
+from engine.identity import IdentifyResult, Identity
+from engine.store import locks, oneid, records
 from engine.store.columns import require_aware
 from engine.store.connect import create_engine
 from engine.store.errors import EnrollmentNotFound, ProfileNotFound, VersionNotFound
@@ -40,14 +50,19 @@ from engine.store.tables import (
     deliveries,
     enrollments,
     events,
+    identities,
     journey_versions,
+    merges,
     profiles,
+    segment_memberships,
     subscriptions,
 )
 
 # Keeps IN (...) lists and multi-row statements well under SQLite's and PostgreSQL's bind limits.
 _CHUNK = 1000
 _DEPLOY_ATTEMPTS = 5
+# A transaction that lost a race (unique key, PostgreSQL deadlock) is run again this many times.
+_ATTEMPTS = 5
 # Namespace of the per-journey advisory locks taken by deploy_version on PostgreSQL.
 _PG_DEPLOY_LOCK = 0x4A56  # "JV"
 
@@ -61,6 +76,13 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
         yield items[start : start + _CHUNK]
 
 
+def _resolved(profile_id: str) -> ColumnElement[str]:
+    """SQL for "the survivor ``profile_id`` was merged into, or ``profile_id`` itself": one
+    primary-key probe inside the statement that uses it, no extra round trip."""
+    survivor = select(merges.c.survivor_id).where(merges.c.merged_id == profile_id)
+    return func.coalesce(survivor.scalar_subquery(), profile_id)
+
+
 class Store:
     """Async access to the journey database (SQLite or PostgreSQL).
 
@@ -68,6 +90,10 @@ class Store:
     (or use ``async with``). Timestamps passed in must be timezone-aware (``ValueError``
     otherwise); all returned timestamps are aware UTC. ``clock`` only stamps bookkeeping columns
     (``updated_at``, ``received_at``).
+
+    Profile ids merged into another profile (see :meth:`identify`) keep working everywhere a
+    profile id is read or written: they resolve to the survivor, so a run started before a merge
+    reads the merged profile and its consent.
     """
 
     def __init__(
@@ -169,21 +195,29 @@ class Store:
         return len(rows)
 
     async def get_profile(self, profile_id: str) -> Profile | None:
+        """The profile, or None; a merged id gives the survivor's profile (its ``id`` differs)."""
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(select(profiles).where(profiles.c.id == profile_id))
+                await conn.execute(select(profiles).where(profiles.c.id == _resolved(profile_id)))
             ).one_or_none()
         return None if row is None else records.profile(row)
 
     async def get_profiles(self, profile_ids: Iterable[str]) -> dict[str, Profile]:
-        """The profiles that exist among ``profile_ids``, by id (missing ids are absent)."""
+        """The profiles that exist among ``profile_ids``, keyed by the id asked for (missing
+        ids are absent; a merged id maps to the survivor's profile)."""
         ids = list(dict.fromkeys(profile_ids))
         found: dict[str, Profile] = {}
         async with self._engine.connect() as conn:
             for chunk in _chunks(ids):
-                result = await conn.execute(select(profiles).where(profiles.c.id.in_(chunk)))
-                for row in result:
-                    found[row.id] = records.profile(row)
+                survivors = await oneid.resolve(conn, chunk)
+                wanted = {pid: survivors.get(pid, pid) for pid in chunk}
+                result = await conn.execute(
+                    select(profiles).where(profiles.c.id.in_(set(wanted.values())))
+                )
+                rows = {row.id: records.profile(row) for row in result}
+                for asked, actual in wanted.items():
+                    if actual in rows:
+                        found[asked] = rows[actual]
         return found
 
     async def update_profile(
@@ -195,7 +229,8 @@ class Store:
         remove_tags: Iterable[str] = (),
     ) -> Profile:
         """Merge ``attributes`` into the profile (a ``None`` value deletes that attribute), add then
-        remove tags (a tag in both ends up removed), atomically; returns the updated profile.
+        remove tags (a tag in both ends up removed), atomically; returns the updated profile
+        (the survivor's, for a merged id).
 
         Raises ``ProfileNotFound`` when there is no such profile.
         """
@@ -204,10 +239,15 @@ class Store:
             # write lock on SQLite) before we read it, so concurrent updates cannot lose each
             # other's changes; it is the portable form of SELECT ... FOR UPDATE.
             touched = await conn.execute(
-                update(profiles).where(profiles.c.id == profile_id).values(updated_at=self._clock())
+                update(profiles)
+                .where(profiles.c.id == _resolved(profile_id))
+                .values(updated_at=self._clock())
+                .returning(profiles.c.id)
             )
-            if touched.rowcount == 0:
+            resolved = touched.scalar_one_or_none()
+            if resolved is None:
                 raise ProfileNotFound(profile_id)
+            profile_id = resolved
             row = (await conn.execute(select(profiles).where(profiles.c.id == profile_id))).one()
             merged = dict(row.attributes)
             for key, value in (attributes or {}).items():
@@ -254,29 +294,216 @@ class Store:
                 (await conn.execute(select(func.count()).select_from(profiles))).scalar_one()
             )
 
+    # -- OneID -------------------------------------------------------------------------------
+
+    async def identify(
+        self,
+        identities_: Sequence[Identity],
+        *,
+        profile_id: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        add_tags: Iterable[str] = (),
+        timezone: str | None = None,
+        locale: str | None = None,
+        at: datetime | None = None,
+    ) -> IdentifyResult:
+        """Find or create the person known by ``identities_`` (normalised: build them with
+        ``engine.identity.identity``) and, optionally, by ``profile_id``; merge every profile
+        they belong to into one; attach the identities; apply ``attributes`` (``None`` deletes a
+        key), ``add_tags``, ``timezone`` and ``locale``.
+
+        One transaction: a failure half-way writes nothing. The merge rule is in
+        ``engine.store.oneid``. ``profile_id`` may name a profile that does not exist yet (it is
+        created with that id, or merged as an empty profile). ``at`` stamps the profile and the
+        merge records (default: the store's clock). Raises ``ValueError`` when there is neither
+        an identity nor a profile id, or a profile id is too long.
+        """
+        wanted = sorted(set(identities_))
+        if not wanted and profile_id is None:
+            raise ValueError("identify needs at least one identity or a profile id")
+        if profile_id is not None and len(profile_id) > PROFILE_ID_MAX:
+            raise ValueError(f"profile id longer than {PROFILE_ID_MAX}: {profile_id[:40]!r}...")
+        when = self._clock() if at is None else require_aware(at)
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                async with self._engine.begin() as conn:
+                    return await oneid.identify(
+                        conn,
+                        wanted,
+                        profile_id=profile_id,
+                        attributes=attributes or {},
+                        add_tags=add_tags,
+                        timezone=timezone,
+                        locale=locale,
+                        at=when,
+                    )
+            except DBAPIError as exc:
+                if attempt == _ATTEMPTS or not locks.retryable(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def identities_of(self, profile_id: str) -> list[Identity]:
+        """The person's identities (a merged id gives the survivor's), sorted."""
+        query = (
+            select(identities.c.type, identities.c.value)
+            .where(identities.c.profile_id == _resolved(profile_id))
+            .order_by(identities.c.type, identities.c.value)
+        )
+        async with self._engine.connect() as conn:
+            return [Identity(t, v) for t, v in await conn.execute(query)]
+
+    async def find_profile_id(self, identity: Identity) -> str | None:
+        """The id of the profile that owns ``identity`` (normalised), or None."""
+        query = select(identities.c.profile_id).where(
+            identities.c.type == identity.type, identities.c.value == identity.value
+        )
+        async with self._engine.connect() as conn:
+            found: str | None = (await conn.execute(query)).scalar_one_or_none()
+        return found
+
+    async def resolve_profile_ids(self, profile_ids: Iterable[str]) -> dict[str, str]:
+        """Every id of ``profile_ids`` -> the id it stands for now (the survivor for a merged
+        id, itself otherwise)."""
+        ids = list(dict.fromkeys(profile_ids))
+        async with self._engine.connect() as conn:
+            survivors = await oneid.resolve(conn, ids)
+        return {pid: survivors.get(pid, pid) for pid in ids}
+
+    async def merged_ids(self, profile_ids: Iterable[str]) -> dict[str, list[str]]:
+        """For each of ``profile_ids`` (survivors), the ids merged into it, sorted; ids with
+        none are absent. Runs started before a merge keep their old id's workflow id, so events
+        for the survivor are also signalled to those."""
+        ids = list(dict.fromkeys(profile_ids))
+        found: dict[str, list[str]] = {}
+        async with self._engine.connect() as conn:
+            for chunk in _chunks(ids):
+                rows = await conn.execute(
+                    select(merges.c.survivor_id, merges.c.merged_id)
+                    .where(merges.c.survivor_id.in_(chunk))
+                    .order_by(merges.c.merged_id)
+                )
+                for survivor, merged in rows:
+                    found.setdefault(survivor, []).append(merged)
+        return found
+
     # -- events ------------------------------------------------------------------------------
 
     async def record_event(self, event: Event) -> bool:
-        """Store ``event``; ``False`` (and nothing written) when its ``event_id`` is already
-        stored, so a client may resend events freely."""
+        """Store ``event`` (its profile id resolved through merges), as delivered; ``False``
+        (and nothing written) when its ``event_id`` is already stored, so a client may resend
+        events freely. Callers that deliver events to journeys use :meth:`record_events`."""
+        [recorded] = await self.record_events([event])
+        return recorded.fresh
+
+    async def record_events(
+        self, events_: Sequence[Event], *, pending_names: Collection[str] = frozenset()
+    ) -> list[records.RecordedEvent]:
+        """Store a batch of events in one transaction; one result per item, in order.
+
+        Profile ids are resolved through merges first (an event for a merged id is stored for
+        the survivor). An event id already stored, or repeated within the batch, is not written
+        again (``fresh=False``). Fresh events named in ``pending_names`` (those some journey
+        listens for) are stored as not yet delivered; every other event counts as delivered.
+        A stored duplicate whose delivery is still outstanding comes back ``pending`` (with the
+        stored copy), so resending an event after a failed delivery delivers it.
+        """
+        if not events_:
+            return []
+        for event in events_:
+            require_aware(event.occurred_at)
+        received = self._clock()
+        people = {event.profile_id for event in events_}
         stmt = (
             self._insert(events)
-            .values(
-                event_id=event.event_id,
-                profile_id=event.profile_id,
-                name=event.name,
-                properties=dict(event.properties),
-                occurred_at=require_aware(event.occurred_at),
-                received_at=self._clock(),
-            )
             .on_conflict_do_nothing(index_elements=[events.c.event_id])
-            # RETURNING says portably whether a row went in (rowcount is not reliable with it,
-            # and SQLAlchemy adds an implicit RETURNING for the autoincrement key on PostgreSQL).
-            .returning(events.c.pk)
+            .returning(events.c.event_id)
         )
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                async with self._engine.begin() as conn:
+                    # Shared with other writers of events, exclusive with identify: an event is
+                    # never stored for an id that a concurrent merge has just moved away.
+                    await locks.lock_keys(
+                        conn,
+                        locks.IDENTITY,
+                        [oneid.profile_key(p) for p in people],
+                        shared=True,
+                    )
+                    survivors = await oneid.resolve(conn, people)
+                    rows: dict[str, dict[str, Any]] = {}
+                    for event in events_:
+                        if event.event_id in rows:
+                            continue
+                        rows[event.event_id] = {
+                            "event_id": event.event_id,
+                            "profile_id": survivors.get(event.profile_id, event.profile_id),
+                            "name": event.name,
+                            "properties": dict(event.properties),
+                            "occurred_at": event.occurred_at,
+                            "received_at": received,
+                            "delivered_at": None if event.name in pending_names else received,
+                        }
+                    values = list(rows.values())
+                    inserted: set[str] = set()
+                    for start in range(0, len(values), _CHUNK):
+                        result = await conn.execute(stmt, values[start : start + _CHUNK])
+                        inserted.update(result.scalars())
+                    stored = await _stored_events(conn, [i for i in rows if i not in inserted])
+                break
+            except DBAPIError as exc:
+                if attempt == _ATTEMPTS or not locks.retryable(exc):
+                    raise
+        results: list[records.RecordedEvent] = []
+        first: dict[str, Event] = {}
+        for event in events_:
+            event_id = event.event_id
+            if event_id in first:
+                # Repeated within the batch: the first copy is the one stored and delivered.
+                results.append(records.RecordedEvent(first[event_id], False, False))
+                continue
+            if event_id in inserted:
+                row = rows[event_id]
+                copy = Event(
+                    event_id=event_id,
+                    profile_id=row["profile_id"],
+                    name=event.name,
+                    occurred_at=event.occurred_at,
+                    properties=row["properties"],
+                )
+                results.append(records.RecordedEvent(copy, True, row["delivered_at"] is None))
+            else:
+                copy, undelivered = stored[event_id]
+                results.append(records.RecordedEvent(copy, False, undelivered))
+            first[event_id] = copy
+        return results
+
+    async def mark_delivered(self, event_ids: Iterable[str], at: datetime) -> None:
+        """Record that every listening journey got these events (no more redelivery)."""
+        ids = list(dict.fromkeys(event_ids))
+        if not ids:
+            return
         async with self._engine.begin() as conn:
-            inserted = (await conn.execute(stmt)).first() is not None
-        return inserted
+            for chunk in _chunks(ids):
+                await conn.execute(
+                    update(events)
+                    .where(events.c.event_id.in_(chunk), events.c.delivered_at.is_(None))
+                    .values(delivered_at=require_aware(at))
+                )
+
+    async def undelivered_events(self, received_before: datetime, limit: int = 1000) -> list[Event]:
+        """Events whose delivery is outstanding, received before ``received_before``, oldest
+        first (for a sweep that delivers what a crash or an outage left behind)."""
+        query = (
+            select(events)
+            .where(
+                events.c.delivered_at.is_(None),
+                events.c.received_at < require_aware(received_before),
+            )
+            .order_by(events.c.received_at, events.c.pk)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [records.event(row) for row in await conn.execute(query)]
 
     async def events_for(
         self, profile_id: str, name: str | None = None, since: datetime | None = None
@@ -408,23 +635,69 @@ class Store:
     # -- enrollments -------------------------------------------------------------------------
 
     async def create_enrollment(self, enrollment: Enrollment) -> None:
+        """Insert a ledger row as given, with no re-entry check (imports, tests); entering
+        people goes through :meth:`claim_enrollments`."""
         async with self._engine.begin() as conn:
-            await conn.execute(
-                enrollments.insert().values(
-                    id=enrollment.id,
-                    journey_id=enrollment.journey_id,
-                    journey_version=enrollment.journey_version,
-                    profile_id=enrollment.profile_id,
-                    entered_at=require_aware(enrollment.entered_at),
-                    status=enrollment.status,
-                    ended_at=None
-                    if enrollment.ended_at is None
-                    else require_aware(enrollment.ended_at),
-                    exit_step=enrollment.exit_step,
-                    path=list(enrollment.path),
-                    variants=dict(enrollment.variants),
-                )
-            )
+            await conn.execute(enrollments.insert().values(**_enrollment_row(enrollment)))
+
+    async def claim_enrollments(
+        self,
+        journey_id: str,
+        version: int,
+        profile_ids: Sequence[str],
+        entered_at: datetime,
+        allows: Callable[[Enrollment | None], bool],
+    ) -> dict[str, records.EnrollmentClaim]:
+        """Enter people into a journey's ledger, atomically with the re-entry decision.
+
+        For each person, in one transaction that holds a lock on every (journey, person) pair:
+        read their latest enrollment in the journey, and insert a new active one when
+        ``allows(latest)`` says so. Concurrent claims for the same person are serialised, so
+        ``allows`` always sees the other's row: under "once", ten simultaneous entries make one
+        enrollment. Returns a claim per distinct id. Ids are used as given (resolve merged ids
+        first). The caller starts the runs, and deletes the rows of runs that did not start.
+        """
+        ids = list(dict.fromkeys(profile_ids))
+        if not ids:
+            return {}
+        require_aware(entered_at)
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                async with self._engine.begin() as conn:
+                    await locks.lock_keys(
+                        conn, locks.ENROLLMENT, [f"{journey_id}\x1f{pid}" for pid in ids]
+                    )
+                    latest = await _latest_enrollments(conn, journey_id, ids)
+                    claims: dict[str, records.EnrollmentClaim] = {}
+                    for pid in ids:
+                        last = latest.get(pid)
+                        created = None
+                        if allows(last):
+                            created = Enrollment(
+                                id=uuid.uuid4().hex,
+                                journey_id=journey_id,
+                                journey_version=version,
+                                profile_id=pid,
+                                entered_at=entered_at,
+                            )
+                        claims[pid] = records.EnrollmentClaim(created, last)
+                    rows = [_enrollment_row(c.created) for c in claims.values() if c.created]
+                    for start in range(0, len(rows), _CHUNK):
+                        await conn.execute(enrollments.insert(), rows[start : start + _CHUNK])
+                return claims
+            except DBAPIError as exc:
+                if attempt == _ATTEMPTS or not locks.retryable(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def delete_enrollments(self, enrollment_ids: Iterable[str]) -> None:
+        """Remove enrollments whose runs could not be started; unknown ids are ignored."""
+        ids = list(dict.fromkeys(enrollment_ids))
+        if not ids:
+            return
+        async with self._engine.begin() as conn:
+            for chunk in _chunks(ids):
+                await conn.execute(delete(enrollments).where(enrollments.c.id.in_(chunk)))
 
     async def delete_enrollment(self, enrollment_id: str) -> None:
         """Remove an enrollment (its run could not be started); no error if it is not there."""
@@ -500,9 +773,10 @@ class Store:
     async def set_subscription(
         self, profile_id: str, channel: str, status: SubscriptionStatus, source: str, at: datetime
     ) -> None:
-        """Record consent for one channel (insert or replace)."""
-        values = {
-            "profile_id": profile_id,
+        """Record consent for one channel (insert or replace); a merged id records it for the
+        survivor."""
+        values: dict[str, Any] = {
+            "profile_id": _resolved(profile_id),
             "channel": channel,
             "status": status,
             "source": source,
@@ -518,7 +792,7 @@ class Store:
 
     async def subscriptions(self, profile_id: str) -> dict[str, Subscription]:
         """Channel -> the person's recorded consent (channels without a row are subscribed)."""
-        query = select(subscriptions).where(subscriptions.c.profile_id == profile_id)
+        query = select(subscriptions).where(subscriptions.c.profile_id == _resolved(profile_id))
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return {
@@ -534,11 +808,59 @@ class Store:
 
     async def is_unsubscribed(self, profile_id: str, channel: str) -> bool:
         query = select(subscriptions.c.status).where(
-            subscriptions.c.profile_id == profile_id, subscriptions.c.channel == channel
+            subscriptions.c.profile_id == _resolved(profile_id), subscriptions.c.channel == channel
         )
         async with self._engine.connect() as conn:
             status = (await conn.execute(query)).scalar_one_or_none()
         return status == "unsubscribed"
+
+    # -- segment memberships -----------------------------------------------------------------
+
+    async def save_segment_members(
+        self, segment_id: str, profile_ids: Iterable[str], at: datetime
+    ) -> tuple[int, int]:
+        """Replace a segment's members with ``profile_ids`` (one evaluation's result), in one
+        transaction; people already members keep their ``entered_at``. Returns (entered, left).
+        """
+        members = list(dict.fromkeys(profile_ids))
+        async with self._engine.begin() as conn:
+            await locks.lock_keys(conn, locks.SEGMENT, [segment_id])
+            current = set(
+                (
+                    await conn.execute(
+                        select(segment_memberships.c.profile_id).where(
+                            segment_memberships.c.segment_id == segment_id
+                        )
+                    )
+                ).scalars()
+            )
+            wanted = set(members)
+            left = sorted(current - wanted)
+            entered = [pid for pid in members if pid not in current]
+            for chunk in _chunks(left):
+                await conn.execute(
+                    delete(segment_memberships).where(
+                        segment_memberships.c.segment_id == segment_id,
+                        segment_memberships.c.profile_id.in_(chunk),
+                    )
+                )
+            rows = [
+                {"segment_id": segment_id, "profile_id": pid, "entered_at": require_aware(at)}
+                for pid in entered
+            ]
+            for start in range(0, len(rows), _CHUNK):
+                await conn.execute(insert(segment_memberships), rows[start : start + _CHUNK])
+        return len(entered), len(left)
+
+    async def segment_member_ids(self, segment_id: str) -> list[str]:
+        """The segment's members as last saved, in id order."""
+        query = (
+            select(segment_memberships.c.profile_id)
+            .where(segment_memberships.c.segment_id == segment_id)
+            .order_by(segment_memberships.c.profile_id)
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
 
     # -- deliveries --------------------------------------------------------------------------
 
@@ -631,6 +953,62 @@ def _version_query(journey_id: str, version: int) -> Select[Any]:
     return select(journey_versions).where(
         journey_versions.c.journey_id == journey_id, journey_versions.c.version == version
     )
+
+
+def _enrollment_row(enrollment: Enrollment) -> dict[str, Any]:
+    return {
+        "id": enrollment.id,
+        "journey_id": enrollment.journey_id,
+        "journey_version": enrollment.journey_version,
+        "profile_id": enrollment.profile_id,
+        "entered_at": require_aware(enrollment.entered_at),
+        "status": enrollment.status,
+        "ended_at": None if enrollment.ended_at is None else require_aware(enrollment.ended_at),
+        "exit_step": enrollment.exit_step,
+        "path": list(enrollment.path),
+        "variants": dict(enrollment.variants),
+    }
+
+
+async def _latest_enrollments(
+    conn: AsyncConnection, journey_id: str, profile_ids: Sequence[str]
+) -> dict[str, Enrollment]:
+    """Each person's latest enrollment in the journey (by entered_at, then id)."""
+    latest: dict[str, Enrollment] = {}
+    other = enrollments.alias("other")
+    newest = (
+        select(func.max(other.c.entered_at))
+        .where(
+            other.c.journey_id == enrollments.c.journey_id,
+            other.c.profile_id == enrollments.c.profile_id,
+        )
+        .scalar_subquery()
+    )
+    for chunk in _chunks(profile_ids):
+        rows = await conn.execute(
+            select(enrollments).where(
+                enrollments.c.journey_id == journey_id,
+                enrollments.c.profile_id.in_(chunk),
+                enrollments.c.entered_at == newest,
+            )
+        )
+        for row in rows:
+            found = records.enrollment(row)
+            current = latest.get(found.profile_id)
+            if current is None or found.id > current.id:
+                latest[found.profile_id] = found
+    return latest
+
+
+async def _stored_events(
+    conn: AsyncConnection, event_ids: Sequence[str]
+) -> dict[str, tuple[Event, bool]]:
+    """Stored events by id, each with whether its delivery is outstanding."""
+    found: dict[str, tuple[Event, bool]] = {}
+    for chunk in _chunks(event_ids):
+        for row in await conn.execute(select(events).where(events.c.event_id.in_(chunk))):
+            found[row.event_id] = (records.event(row), row.delivered_at is None)
+    return found
 
 
 async def _ensure_sqlite_dir(url: URL) -> None:

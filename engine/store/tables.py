@@ -18,11 +18,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from engine.store.columns import Json, UTCDateTime
 
 PROFILE_ID_MAX = 128
+IDENTITY_VALUE_MAX = 254
 
 # Explicit constraint names so migrations are reproducible across backends.
 metadata = MetaData(
@@ -58,8 +60,22 @@ events = Table(
     Column("properties", Json, nullable=False),
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
+    Column(
+        "delivered_at",
+        UTCDateTime,
+        nullable=True,
+        comment="when every listening journey got it; NULL while delivery is outstanding",
+    ),
     Index(None, "profile_id", "name", "occurred_at"),
     Index(None, "name", "occurred_at"),
+    # Only undelivered events are indexed: the redelivery sweep reads them, and the index stays
+    # tiny because delivery normally completes within the request.
+    Index(
+        "ix_events_undelivered",
+        "received_at",
+        sqlite_where=text("delivered_at IS NULL"),
+        postgresql_where=text("delivered_at IS NULL"),
+    ),
 )
 
 journey_versions = Table(
@@ -101,6 +117,41 @@ subscriptions = Table(
     Column("source", String(64), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("profile_id", "channel"),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("type", String(32), nullable=False),
+    Column("value", String(IDENTITY_VALUE_MAX), nullable=False, comment="normalised"),
+    Column("profile_id", String(PROFILE_ID_MAX), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("type", "value"),
+    Index(None, "profile_id"),
+)
+
+merges = Table(
+    "merges",
+    metadata,
+    Column("merged_id", String(PROFILE_ID_MAX), primary_key=True),
+    Column(
+        "survivor_id",
+        String(PROFILE_ID_MAX),
+        nullable=False,
+        comment="always the final survivor: chains are flattened when a survivor merges again",
+    ),
+    Column("merged_at", UTCDateTime, nullable=False),
+    Index(None, "survivor_id"),
+)
+
+segment_memberships = Table(
+    "segment_memberships",
+    metadata,
+    Column("segment_id", String(64), nullable=False),
+    Column("profile_id", String(PROFILE_ID_MAX), nullable=False),
+    Column("entered_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("segment_id", "profile_id"),
+    Index(None, "profile_id"),
 )
 
 deliveries = Table(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import Connection, text
 
 from engine.domain import Profile
 from engine.store import Store
-from engine.store.migrate import alembic_config
+from engine.store.migrate import alembic_config, upgrade
 from engine.store.tables import metadata
 
 from .conftest import Target
@@ -96,3 +97,19 @@ async def test_migrate_creates_the_sqlite_directory(tmp_path: Path) -> None:
         await store.migrate()
         assert await store.count_profiles() == 0
     assert (tmp_path / "a" / "b" / "journey.db").is_file()
+
+
+async def test_events_stored_before_0003_count_as_delivered(fresh: Target) -> None:
+    async with fresh.open() as store:
+        async with store.engine.begin() as conn:
+            await conn.run_sync(upgrade, "0002", schema=fresh.schema)
+            await conn.execute(
+                text(
+                    "INSERT INTO events (event_id, profile_id, name, properties, occurred_at,"
+                    " received_at) VALUES ('old', 'p1', 'x', '{}', :t, :t)"
+                ),
+                {"t": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        await store.migrate()
+        assert await store.undelivered_events(datetime.now(UTC) + timedelta(days=1)) == []
+        assert [e.event_id for e in await store.events_for("p1")] == ["old"]
