@@ -65,7 +65,7 @@ async def test_seven_day_wait_runs_in_seconds_and_sends_once(
     assert result.path == ["pause", "hi", "done"]
     assert await time_skipping_env.get_current_time() - start >= timedelta(days=7)
     [line] = harness.sent_lines()
-    assert line["content"] == {"text": "小明，你好"}
+    assert line["content"]["text"] == "小明，你好"
     assert line["to"] == "+8613800000001"
     [delivery] = await harness.store.deliveries(journey_id=spec["id"])
     assert (delivery.status, delivery.step_id) == ("sent", "hi")
