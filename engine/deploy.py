@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.domain import JourneyVersion
 from engine.dsl.loader import load_document, load_journey
-from engine.dsl.models import Journey
+from engine.dsl.models import Journey, SendStep
 from engine.store import Store
 from engine.templates import load_templates
 
@@ -23,7 +23,7 @@ async def deploy_journey(
     store: Store, journey: Journey, templates_dir: Path, now: datetime, source: str = ""
 ) -> tuple[JourneyVersion, bool]:
     """Store ``journey`` with the templates it names; (version, created). Raises TemplateError."""
-    templates = load_templates(templates_dir, journey.templates())
+    templates = load_templates(templates_dir, journey.templates(), channels_by_template(journey))
     return await store.deploy_version(
         journey.id,
         journey.content_hash() + ":" + _templates_hash(templates),
@@ -56,6 +56,15 @@ def journey_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, s
         else:
             others.append((path, type(document).__name__.lower()))
     return journeys, others
+
+
+def channels_by_template(journey: Journey) -> dict[str, set[str]]:
+    """Template name -> the channels the journey sends it on (their fields are checked)."""
+    channels: dict[str, set[str]] = {}
+    for step in journey.steps:
+        if isinstance(step, SendStep):
+            channels.setdefault(step.send.template, set()).add(step.send.channel)
+    return channels
 
 
 def _templates_hash(templates: dict[str, dict[str, str]]) -> str:
