@@ -134,12 +134,16 @@ class Harness:
     def handle(self, journey_id: str, profile_id: str) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(workflow_id(journey_id, profile_id))
 
-    async def result(self, journey_id: str, profile_id: str) -> RunResult:
-        """Wait for the run to end; on the time-skipping server, time skips while waiting."""
+    async def result(self, journey_id: str, profile_id: str, skip_time: bool = True) -> RunResult:
+        """Wait for the run to end; on the time-skipping server, time skips while waiting.
+
+        ``skip_time=False`` for runs with no timers left: with nothing to wait for but a
+        scheduled activity, that server may jump to the activity's far-off default deadline.
+        """
         handle = self.client.get_workflow_handle(
             workflow_id(journey_id, profile_id), result_type=RunResult
         )
-        if not self.env.supports_time_skipping:
+        if not (skip_time and self.env.supports_time_skipping):
             return await handle.result()
         service = self.client.test_service
         await service.unlock_time_skipping(UnlockTimeSkippingRequest())
@@ -179,11 +183,13 @@ async def running_worker(
     *,
     caps: CapChecker | None = None,
     time_scale: float = 1.0,
+    connectors: ConnectorRegistry | None = None,
 ) -> AsyncIterator[Harness]:
-    """A worker on a fresh task queue; every channel goes to a console outbox file."""
+    """A worker on a fresh task queue; every channel goes to a console outbox file, unless
+    ``connectors`` is given (the caller builds, and closes, its own registry)."""
     outbox = directory / f"outbox-{uuid.uuid4().hex[:6]}.jsonl"
     http = httpx.AsyncClient()
-    registry = ConnectorRegistry.from_settings(
+    registry = connectors or ConnectorRegistry.from_settings(
         ConnectorSettings(
             console_path=outbox,
             channels={c: "console" for c in ("email", "sms", "wecom", "push", "console")},
@@ -207,7 +213,8 @@ async def running_worker(
                 task_queue=task_queue,
             )
     finally:
-        await registry.aclose()
+        if connectors is None:
+            await registry.aclose()
         await http.aclose()
 
 

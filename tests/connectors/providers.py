@@ -269,7 +269,8 @@ class Providers:
             return steered
         # WeCom has no idempotency key: every accepted request is a message.
         self.delivered[user] += 1
-        return Answer(200, {"errcode": 0, "errmsg": "ok", "fail_list": [], "msgid": f"msg{user}"})
+        msgid = f"msg{next(self._ids)}"  # opaque, as WeCom's are
+        return Answer(200, {"errcode": 0, "errmsg": "ok", "fail_list": [], "msgid": msgid})
 
     # -- FCM v1 --------------------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ async def test_the_token_is_fetched_once_and_cached_for_every_send(
     receipts = await asyncio.gather(*(connector.send(message(f"wm{i}")) for i in range(5)))
 
     assert providers.token_fetches == 1
-    assert [r.provider_message_id for r in receipts] == [f"msgwm{i}" for i in range(5)]
+    assert len({r.provider_message_id for r in receipts}) == 5
     body = providers.requests[-1].json()
     assert body["chat_type"] == "single"
     assert body["sender"] == "zhangsan"
@@ -57,7 +57,7 @@ async def test_an_expired_token_is_refreshed_once_and_the_send_goes_through(
 
     receipt = await connector.send(message("wm2"))
 
-    assert receipt.provider_message_id == "msgwm2"
+    assert receipt.provider_message_id.startswith("msg")
     assert providers.token_fetches == 2
     assert providers.delivered == {"wm1": 1, "wm2": 1}
 
