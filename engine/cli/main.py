@@ -246,6 +246,23 @@ def event(
 
 
 @app.command()
+def why(
+    profile_id: str,
+    journey: Annotated[str | None, typer.Option(help="only this journey")] = None,
+) -> None:
+    """Every send attempt for a person and why it went out or did not (rule, count, frees at)."""
+    from engine.why import why as explain_sends
+
+    async def go() -> None:
+        async with _store(Settings()) as store:
+            lines = await explain_sends(store, profile_id, journey)
+        for line in lines or [f"no send attempts recorded for {profile_id}"]:
+            typer.echo(line)
+
+    _run(go())
+
+
+@app.command()
 def report(
     journey_ids: Annotated[list[str] | None, typer.Argument(help="default: every journey")] = None,
 ) -> None:
