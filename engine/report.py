@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from engine.dsl.models import Journey
+from engine.stats import difference, wilson
 from engine.store import Store
 
 
@@ -99,8 +100,25 @@ def format_funnel(f: Funnel, name: str = "") -> str:
             f"{r.exited:>8}{r.converted:>7}"
         )
     for step, cells in f.variants.items():
-        parts = ", ".join(
-            f"{v}: {n} people, {c} converted ({100 * c / n:.1f}%)" for v, (n, c) in cells.items()
-        )
-        lines.append(f"  split {step}: {parts}")
+        lines.append(f"  split {step} (conversion, 95% confidence interval):")
+        ordered = sorted(cells.items())
+        for variant, (n, converted) in ordered:
+            low, high = wilson(converted, n)
+            lines.append(
+                f"    {variant:<12}{n:>6} people {converted:>6} converted "
+                f"{100 * converted / n:>6.1f}%  [{100 * low:.1f}%, {100 * high:.1f}%]"
+            )
+        # Compare with the holdout when there is one (the effect of messaging at all), else
+        # with the first variant.
+        label = "holdout" if "holdout" in cells else ordered[0][0]
+        base_people, base_converted = cells[label]
+        for variant, (n, converted) in ordered:
+            if variant == label:
+                continue
+            delta, low, high = difference((base_converted, base_people), (converted, n))
+            verdict = "better" if low > 0 else "worse" if high < 0 else "no clear difference"
+            lines.append(
+                f"    {variant} vs {label}: {100 * delta:+.1f} pts "
+                f"[{100 * low:+.1f}, {100 * high:+.1f}] — {verdict}"
+            )
     return "\n".join(lines)

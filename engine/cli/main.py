@@ -158,7 +158,7 @@ def deploy(paths: Annotated[list[Path], typer.Argument(help="journey YAML files"
     async def go() -> None:
         journeys, others = journey_files(paths)
         for path, kind in others:
-            typer.echo(f"skipped: {path} is a {kind}, not a journey")
+            typer.echo(f"skipped: {path} (a {kind} file, not a journey)")
         async with _store(Settings()) as store:
             for path in journeys:
                 version, created = await deploy_file(store, path, datetime.now(UTC))
