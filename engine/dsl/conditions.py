@@ -2,23 +2,50 @@
 
     {attribute: cart_value, gte: 200}        comparison on a profile attribute
     {tag: vip}                               the profile carries the tag
+    {event: cart_added, within: 1d}          did it at least once in the last day
+    {event: order_paid, within: 1d, count: {eq: 0}}          ... did not (same as {not: ...})
+    {event: cart_added, within: 7d, count: {gte: 3}}         count of events in a window
+    {event: order_paid, within: 90d, sum: amount, gte: 500}  sum of a numeric event property
+    {rfm: recency, between: [60, 120]}       whole days since the last purchase
+    {rfm: frequency, gte: 3}                 purchases in the RFM window (tiers.yaml `rfm`)
+    {rfm: monetary, gte: 500}                spend in the RFM window
+    {rfm: recency_score, gte: 4}             quintile scores 1-5 (also frequency_/monetary_score)
+    {lifecycle: dormant}                     prospect | new | active | dormant | churned (or a list)
+    {tier: gold}                             member tier from tiers.yaml (or a list of tiers)
     {all: [...]} / {any: [...]} / {not: {...}}
 
-The same model is evaluated in Python for one profile (`engine.conditions.python`) and, for
-segments, compiled to SQL; both follow SQL's rule that a comparison with a missing attribute is
-false (use ``exists`` to test presence).
+Windows are evaluated at an evaluation time ``now`` given by the caller (a schedule's fire time, the
+workflow's time, ``--today`` for an import): ``within: 1d`` counts events with
+``now - 1d <= occurred_at < now``; without ``within`` every event before ``now`` counts. Events
+at or after ``now`` never count, so evaluating "as of" a past date ignores later history.
+
+What a "purchase" is (event name and amount property), the RFM window, the lifecycle thresholds
+and the tier rules live in ``journeys/tiers.yaml`` (`engine.dsl.tiers`).
+
+The same model is evaluated in Python for one person (`engine.conditions.python`) and compiled to
+SQL for every profile (`engine.conditions.sql`); both follow SQL's rule that a comparison with a
+missing attribute, or with a value of another type, is false (use ``exists`` to test presence),
+and a property test holds them to agreeing on every profile.
+
+Numbers written in conditions must be finite and at most 2^53 in size (beyond that SQLite,
+PostgreSQL and Python round differently); text may not contain NUL characters (PostgreSQL cannot
+store them).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from engine.dsl.base import AttributeName, Strict
+from engine.dsl.base import AttributeName, Slug, Strict
+from engine.dsl.durations import Duration
 
 Scalar = str | int | float | bool
+Number = int | float
 
 COMPARISONS = (
     "eq",
@@ -33,6 +60,51 @@ COMPARISONS = (
     "exists",
     "between",
 )
+NUMERIC_COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "between")
+
+CONDITION_KINDS = ("attribute", "tag", "event", "rfm", "lifecycle", "tier", "all", "any", "not")
+"""The keys that say which kind a condition is (exactly one per condition)."""
+
+CONDITION_KEYS = (*COMPARISONS, "within", "count", "sum")
+"""Other keys a condition may carry beside its kind key."""
+
+MAX_NUMBER = 2**53
+LONGEST_WINDOW = timedelta(days=3660)
+
+RfmMetric = Literal[
+    "recency", "frequency", "monetary", "recency_score", "frequency_score", "monetary_score"
+]
+RFM_METRICS: tuple[str, ...] = (
+    "recency",
+    "frequency",
+    "monetary",
+    "recency_score",
+    "frequency_score",
+    "monetary_score",
+)
+Stage = Literal["prospect", "new", "active", "dormant", "churned"]
+STAGES: tuple[str, ...] = ("prospect", "new", "active", "dormant", "churned")
+
+
+def check_value(value: Any) -> Any:
+    """Refuse the operands the backends cannot agree on (see the module docstring)."""
+    if isinstance(value, list | tuple):
+        for item in value:
+            check_value(item)
+    elif isinstance(value, bool):
+        pass
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    elif isinstance(value, int | float) and abs(value) > MAX_NUMBER:
+        raise ValueError(f"numbers in conditions are at most 2^53 ({MAX_NUMBER}) in size")
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text in a condition cannot contain the NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text in a condition must be valid Unicode") from None
+    return value
 
 
 class AttributeCondition(Strict):
@@ -59,6 +131,11 @@ class AttributeCondition(Strict):
             raise ValueError(f"between takes two values [low, high], got {value!r}")
         return value
 
+    @field_validator("eq", "ne", "gt", "gte", "lt", "lte", "in_", "not_in", "contains", "between")
+    @classmethod
+    def _sane(cls, value: Any) -> Any:
+        return check_value(value)
+
     @model_validator(mode="after")
     def _one_operator(self) -> AttributeCondition:
         given = [op for op in COMPARISONS if self.operand(op) is not None]
@@ -82,6 +159,162 @@ class TagCondition(Strict):
 
     tag: Annotated[str, Field(min_length=1, max_length=64)]
 
+    @field_validator("tag")
+    @classmethod
+    def _sane(cls, value: str) -> str:
+        return str(check_value(value))
+
+
+class NumericComparison(Strict):
+    """Exactly one of eq, ne, gt, gte, lt, lte, between, on a number."""
+
+    eq: Number | None = None
+    ne: Number | None = None
+    gt: Number | None = None
+    gte: Number | None = None
+    lt: Number | None = None
+    lte: Number | None = None
+    between: tuple[Number, Number] | None = None
+
+    @field_validator("between", mode="before")
+    @classmethod
+    def _two_bounds(cls, value: Any) -> Any:
+        if value is not None and (not isinstance(value, list | tuple) or len(value) != 2):
+            raise ValueError(f"between takes two values [low, high], got {value!r}")
+        return value
+
+    @field_validator("eq", "ne", "gt", "gte", "lt", "lte", "between", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        # YAML `true` would otherwise be read as 1.
+        items = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(v, bool) for v in items):
+            raise ValueError(f"expected a number, got {value!r}")
+        return check_value(value)
+
+    def given(self) -> list[str]:
+        return [op for op in NUMERIC_COMPARISONS if getattr(self, op) is not None]
+
+    @property
+    def operator(self) -> str:
+        return self.given()[0]
+
+    @property
+    def operand(self) -> Any:
+        return getattr(self, self.operator)
+
+
+class Count(NumericComparison):
+    """``count: {gte: 1}``: how many events in the window."""
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> Count:
+        given = self.given()
+        if len(given) != 1:
+            raise ValueError(
+                "count takes exactly one operator of "
+                f"{', '.join(NUMERIC_COMPARISONS)}; got {len(given)}"
+            )
+        return self
+
+
+class EventCondition(NumericComparison):
+    """Events named ``event`` in the window: their count, or the sum of a numeric property.
+
+    ``count: {...}`` compares the count; ``sum: PROPERTY`` with one comparison beside it (``gte:
+    500``) compares the sum (non-numeric or missing values count as 0); neither means "at least
+    once".
+    """
+
+    event: AttributeName
+    within: Duration | None = None
+    count: Count | None = None
+    sum: AttributeName | None = None
+
+    @field_validator("within")
+    @classmethod
+    def _window(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value > LONGEST_WINDOW:
+            raise ValueError("a window is at most 3660d (about ten years)")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> EventCondition:
+        given = self.given()
+        if self.count is not None and self.sum is not None:
+            raise ValueError("an event condition takes count or sum, not both")
+        if self.sum is not None and len(given) != 1:
+            raise ValueError(
+                "sum takes exactly one comparison beside it "
+                f"({', '.join(NUMERIC_COMPARISONS)}), e.g. sum: amount, gte: 500"
+            )
+        if self.sum is None and given:
+            raise ValueError(
+                f"'{given[0]}' beside an event compares a sum: add sum: PROPERTY, "
+                f"or compare the count with count: {{{given[0]}: ...}}"
+            )
+        return self
+
+    @property
+    def measure(self) -> NumericComparison:
+        """The comparison to apply: on the sum, on the count, or ``count >= 1``."""
+        if self.sum is not None:
+            return self
+        return self.count or Count(gte=1)
+
+
+class RfmCondition(NumericComparison):
+    """A derived purchase metric (see `engine.dsl.tiers.Tiers` for what a purchase is).
+
+    recency: whole days since the last purchase; frequency / monetary: purchases and spend in
+    the RFM window; ``*_score``: quintiles 1-5 over every buyer at evaluation time (5 = most
+    recent, most frequent, highest spend). People who never bought have no RFM values: every
+    comparison on them is false.
+    """
+
+    rfm: RfmMetric
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> RfmCondition:
+        given = self.given()
+        if len(given) != 1:
+            raise ValueError(
+                "an rfm condition takes exactly one operator of "
+                f"{', '.join(NUMERIC_COMPARISONS)}; got {len(given)}"
+            )
+        if self.rfm in ("recency", "recency_score", "frequency_score", "monetary_score"):
+            operand = self.operand
+            values = operand if isinstance(operand, tuple) else (operand,)
+            if any(not isinstance(v, int) for v in values):
+                raise ValueError(f"{self.rfm} is a whole number: compare it with whole numbers")
+        return self
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class LifecycleCondition(Strict):
+    """The person's lifecycle stage (thresholds in tiers.yaml ``lifecycle``); a list: any of."""
+
+    lifecycle: Annotated[list[Stage], Field(min_length=1)]
+
+    @field_validator("lifecycle", mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> Any:
+        return _one_or_many(value)
+
+
+class TierCondition(Strict):
+    """The person's member tier (rules in tiers.yaml); a list: any of those tiers."""
+
+    tier: Annotated[list[Slug], Field(min_length=1)]
+
+    @field_validator("tier", mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> Any:
+        return _one_or_many(value)
+
 
 class AllCondition(Strict):
     all: list[Condition] = Field(min_length=1)
@@ -95,22 +328,24 @@ class NotCondition(Strict):
     not_: Condition = Field(alias="not")
 
 
-_KINDS = {
-    "attribute": "attribute",
-    "tag": "tag",
-    "all": "all",
-    "any": "any",
-    "not": "not",
-    "not_": "not",
+_KINDS = {kind: kind for kind in CONDITION_KINDS} | {"not_": "not"}
+_CLASSES: dict[type, str] = {
+    AttributeCondition: "attribute",
+    TagCondition: "tag",
+    EventCondition: "event",
+    RfmCondition: "rfm",
+    LifecycleCondition: "lifecycle",
+    TierCondition: "tier",
+    AllCondition: "all",
+    AnyCondition: "any",
+    NotCondition: "not",
 }
 
 
 def _condition_kind(value: Any) -> str | None:
-    keys: Iterable[Any]
-    if isinstance(value, dict):
-        keys = value.keys()
-    else:
-        keys = {k for k in _KINDS if getattr(value, k, None) is not None}
+    if type(value) in _CLASSES:
+        return _CLASSES[type(value)]
+    keys: Iterable[Any] = value.keys() if isinstance(value, dict) else ()
     for key in keys:
         if key in _KINDS:
             return _KINDS[key]
@@ -120,18 +355,39 @@ def _condition_kind(value: Any) -> str | None:
 Condition = Annotated[
     Annotated[AttributeCondition, Tag("attribute")]
     | Annotated[TagCondition, Tag("tag")]
+    | Annotated[EventCondition, Tag("event")]
+    | Annotated[RfmCondition, Tag("rfm")]
+    | Annotated[LifecycleCondition, Tag("lifecycle")]
+    | Annotated[TierCondition, Tag("tier")]
     | Annotated[AllCondition, Tag("all")]
     | Annotated[AnyCondition, Tag("any")]
     | Annotated[NotCondition, Tag("not")],
     Discriminator(
         _condition_kind,
         custom_error_type="condition_kind",
-        custom_error_message="expected a condition: one of the keys attribute, tag, all, any, not",
+        custom_error_message=(
+            "expected a condition: one of the keys " + ", ".join(CONDITION_KINDS)
+        ),
     ),
 ]
 
-ConditionKind = Literal["attribute", "tag", "all", "any", "not"]
+ConditionKind = Literal[
+    "attribute", "tag", "event", "rfm", "lifecycle", "tier", "all", "any", "not"
+]
 
 AllCondition.model_rebuild()
 AnyCondition.model_rebuild()
 NotCondition.model_rebuild()
+
+
+def walk(condition: Condition) -> Iterable[Condition]:
+    """``condition`` and every condition nested in it, depth first."""
+    yield condition
+    if isinstance(condition, AllCondition):
+        for inner in condition.all:
+            yield from walk(inner)
+    elif isinstance(condition, AnyCondition):
+        for inner in condition.any:
+            yield from walk(inner)
+    elif isinstance(condition, NotCondition):
+        yield from walk(condition.not_)

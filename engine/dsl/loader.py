@@ -25,8 +25,9 @@ from engine.dsl.models import Journey, Step
 from engine.dsl.policy import Policy
 from engine.dsl.segments import Segment
 from engine.dsl.source import TOP, SourceMap, read_yaml
+from engine.dsl.tiers import Tiers
 
-Document = Journey | Segment | Policy
+Document = Journey | Segment | Policy | Tiers
 
 _SUFFIXES = (".yaml", ".yml")
 # Message templates are YAML too, but are checked when a journey is deployed (engine.templates).
@@ -61,6 +62,10 @@ def _is_journey(path: Path, data: Any) -> bool:
 
 def _is_policy(path: Path, data: Any) -> bool:
     return path.stem == "policy" and not (isinstance(data, dict) and "steps" in data)
+
+
+def _is_tiers(path: Path, data: Any) -> bool:
+    return path.stem == "tiers" and not (isinstance(data, dict) and "steps" in data)
 
 
 def _no_checks(source: SourceMap, error: ValidationError | None) -> list[Problem]:
@@ -98,12 +103,14 @@ def _journey_graph(source: SourceMap, error: ValidationError | None) -> list[Pro
 # comes first so that a segment file with a stray `steps:` is still checked as a segment.
 KINDS: tuple[Kind, ...] = (
     Kind("policy", "policies", Policy, _is_policy, _no_checks),
+    Kind("tiers", "tier files", Tiers, _is_tiers, _no_checks),
     Kind("segment", "segments", Segment, _is_segment, _no_checks),
     Kind("journey", "journeys", Journey, _is_journey, _journey_graph),
 )
 _JOURNEY = next(k for k in KINDS if k.name == "journey")
 _SEGMENT = next(k for k in KINDS if k.name == "segment")
 _POLICY = next(k for k in KINDS if k.name == "policy")
+_TIERS = next(k for k in KINDS if k.name == "tiers")
 UNRECOGNISED = (
     "unrecognised file: expected a journey (steps:), a segment (condition:) or the contact "
     "policy (policy.yaml)"
@@ -141,6 +148,13 @@ def load_policy(path: Path | str) -> Policy:
     """Read and validate the contact policy. Raises DslError with every problem, located."""
     document = _load(Path(path), _POLICY)
     assert isinstance(document, Policy)
+    return document
+
+
+def load_tiers(path: Path | str) -> Tiers:
+    """Read and validate the member tiers file. Raises DslError with every problem, located."""
+    document = _load(Path(path), _TIERS)
+    assert isinstance(document, Tiers)
     return document
 
 
@@ -205,7 +219,7 @@ def _validate(source: SourceMap, kind: Kind) -> Document:
     problems = kind.check(source, None)
     if problems:
         raise DslError(problems)
-    assert isinstance(document, Journey | Segment | Policy)
+    assert isinstance(document, Journey | Segment | Policy | Tiers)
     return document
 
 
