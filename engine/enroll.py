@@ -1,18 +1,23 @@
 """Entering people into a journey: re-entry decided from the store's ledger, one live run each.
 
 Temporal's workflow-id rules only hold within retention, so the lifetime rules (``once``,
-``after`` a cooldown) are read from the enrollment table; "never two live runs per person" is
-also enforced by the workflow id ``journey:<journey>:<profile>`` with the conflict policy FAIL.
+``after`` a cooldown) are read from the enrollment table, atomically with the new ledger row
+(``Store.claim_enrollments`` holds a lock per person, so ten simultaneous entries of one person
+under ``once`` make one enrollment); "never two live runs per person" is also enforced by the
+workflow id ``journey:<journey>:<profile>`` with the conflict policy FAIL.
+
+People are entered in pages: one store transaction claims a page, then its runs start
+concurrently (``concurrency`` starts in flight), while the next page is claimed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Literal
 
 import structlog
@@ -29,11 +34,18 @@ from engine.workflow.messages import JourneyInput
 log = structlog.get_logger(__name__)
 
 Outcome = Literal["started", "reentry_blocked", "live", "missing"]
+"""started: a run began; reentry_blocked: the re-entry rule refused; live: the person has a
+run in this journey already; missing: no such profile."""
+
+PAGE = 500
+"""People claimed per store transaction."""
 
 
 @dataclass(frozen=True)
 class EnrollReport:
     counts: dict[str, int]
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    """Each profile id asked for -> what happened to it."""
 
     def __getitem__(self, outcome: Outcome) -> int:
         return self.counts.get(outcome, 0)
@@ -80,13 +92,31 @@ class Enroller:
     async def enroll(
         self, version: JourneyVersion, profile_ids: Iterable[str], now: datetime
     ) -> EnrollReport:
-        """Start a run for each person the re-entry rules allow; count every outcome."""
+        """Start a run for each person the re-entry rules allow; count every outcome.
+
+        Merged profile ids enter as their survivor (two ids of one person: the second is
+        ``live``). If a start fails with anything but "already running", the runs of the pages
+        in flight settle, the ledger rows of runs that did not start are removed, and the first
+        error is raised.
+        """
         ids = list(dict.fromkeys(profile_ids))
-        profiles = await self._store.get_profiles(ids)
-        outcomes = await asyncio.gather(
-            *(self._enroll_one(version, pid, profiles.get(pid), now) for pid in ids)
-        )
-        report = EnrollReport(dict(Counter(outcomes)))
+        outcomes: dict[str, Outcome] = {}
+        in_flight: list[asyncio.Task[dict[str, Outcome]]] = []
+        try:
+            for start in range(0, len(ids), PAGE):
+                page = ids[start : start + PAGE]
+                claimed = await self._claim(version, page, now)
+                outcomes.update(claimed.settled)
+                in_flight.append(asyncio.create_task(self._start_page(version, claimed)))
+                # Claim the next page while this one starts; never more than two pages out.
+                if len(in_flight) == 2:
+                    outcomes.update(await in_flight.pop(0))
+            for task in in_flight:
+                outcomes.update(await task)
+        finally:
+            # An error: let every page in flight finish (and clean up) before raising.
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        report = EnrollReport(dict(Counter(outcomes[pid] for pid in ids)), outcomes)
         log.info(
             "enrolled", journey_id=version.journey_id, version=version.version, **report.counts
         )
@@ -98,55 +128,105 @@ class Enroller:
         Not signal-with-start: it cannot refuse a live run, so a second entry would leave a
         ledger row for a run that never started. The caller signals the live run instead.
         """
-        return await self._enroll_one(version, profile.id, profile, now)
+        claimed = _Page(settled={}, starts=[], profiles={profile.id: profile})
+        claims = await self._store.claim_enrollments(
+            version.journey_id,
+            version.version,
+            [profile.id],
+            now,
+            partial(reentry_allows, self.journey(version), now=now),
+        )
+        claim = claims[profile.id]
+        if claim.created is None:
+            return _refused(claim.last)
+        claimed.starts.append((profile.id, claim.created))
+        return (await self._start_page(version, claimed))[profile.id]
 
-    async def _enroll_one(
-        self,
-        version: JourneyVersion,
-        profile_id: str,
-        profile: Profile | None,
-        now: datetime,
-    ) -> Outcome:
-        if profile is None:
-            return "missing"
+    async def _claim(self, version: JourneyVersion, page: list[str], now: datetime) -> _Page:
+        profiles = await self._store.get_profiles(page)
+        settled: dict[str, Outcome] = {pid: "missing" for pid in page if pid not in profiles}
+        # Asked id -> the person (merged ids resolve to their survivor).
+        people: dict[str, list[str]] = {}
+        for pid in page:
+            if pid in profiles:
+                people.setdefault(profiles[pid].id, []).append(pid)
+        claims = await self._store.claim_enrollments(
+            version.journey_id,
+            version.version,
+            list(people),
+            now,
+            partial(reentry_allows, self.journey(version), now=now),
+        )
+        starts: list[tuple[str, Enrollment]] = []
+        for person, asked in people.items():
+            claim = claims[person]
+            if claim.created is None:
+                settled.update({pid: _refused(claim.last) for pid in asked})
+            else:
+                starts.append((asked[0], claim.created))
+                settled.update({pid: "live" for pid in asked[1:]})
+        by_person = {profiles[pid].id: profiles[pid] for pid in page if pid in profiles}
+        return _Page(settled, starts, by_person)
+
+    async def _start_page(self, version: JourneyVersion, page: _Page) -> dict[str, Outcome]:
+        results = await asyncio.gather(
+            *(self._start(version, page.profiles[e.profile_id], e) for _, e in page.starts),
+            return_exceptions=True,
+        )
+        outcomes: dict[str, Outcome] = {}
+        failed: list[str] = []
+        error: BaseException | None = None
+        for (asked, enrollment), result in zip(page.starts, results, strict=True):
+            if isinstance(result, BaseException):
+                failed.append(enrollment.id)
+                error = error or result
+            else:
+                outcomes[asked] = result
+                if result != "started":
+                    failed.append(enrollment.id)
+        # Nothing half-written: a run that did not start leaves no enrollment behind.
+        await self._store.delete_enrollments(failed)
+        if error is not None:
+            raise error
+        return outcomes
+
+    async def _start(self, version: JourneyVersion, profile: Profile, row: Enrollment) -> Outcome:
         journey = self.journey(version)
         async with self._limit:
-            last = await self._store.last_enrollment(journey.id, profile_id)
-            if not reentry_allows(journey, last, now):
-                return "live" if last is not None and last.status == "active" else "reentry_blocked"
-            enrollment = Enrollment(
-                id=uuid.uuid4().hex,
-                journey_id=journey.id,
-                journey_version=version.version,
-                profile_id=profile_id,
-                entered_at=now,
-            )
-            await self._store.create_enrollment(enrollment)
             try:
                 await self._client.start_workflow(
                     "JourneyWorkflow",
                     JourneyInput(
                         journey=journey,
                         version=version.version,
-                        profile_id=profile_id,
-                        enrollment_id=enrollment.id,
+                        profile_id=profile.id,
+                        enrollment_id=row.id,
                         timezone=profile.timezone,
                         time_scale=self._time_scale,
                     ),
-                    id=workflow_id(journey.id, profile_id),
+                    id=workflow_id(journey.id, profile.id),
                     task_queue=self._task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     search_attributes=run_search_attributes(
-                        journey.id, version.version, profile_id
+                        journey.id, version.version, profile.id
                     ),
                     static_summary=f"{journey.name} v{version.version}",
                 )
             except WorkflowAlreadyStartedError:
-                await self._store.delete_enrollment(enrollment.id)
                 return "live"
-            except BaseException:
-                # Nothing half-written: a run that did not start leaves no enrollment behind.
-                await self._store.delete_enrollment(enrollment.id)
-                raise
-            return "started"
+        return "started"
+
+
+@dataclass
+class _Page:
+    settled: dict[str, Outcome]
+    """Outcomes known without starting anything (missing, refused, a second id of a person)."""
+    starts: list[tuple[str, Enrollment]]
+    """(asked id, claimed ledger row) for each run to start."""
+    profiles: dict[str, Profile]
+    """The people of the page, by (resolved) profile id."""
+
+
+def _refused(last: Enrollment | None) -> Outcome:
+    return "live" if last is not None and last.status == "active" else "reentry_blocked"

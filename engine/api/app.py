@@ -1,16 +1,22 @@
-"""The HTTP API application: events and profiles in, behind bearer API keys.
+"""The HTTP API application: events, people and journey entry, behind bearer API keys.
 
 ``create_app`` composes nothing: it receives the store and the event router already built (the
 composition roots, ``journey api`` and the embedded stack, build them from ``Settings``).
 
-Every batch is all-or-nothing at validation: if any item is invalid the response is 422 with
+Routes: ``GET /healthz``; ``POST /v1/events``; ``POST /v1/profiles``; ``POST /v1/identify`` and
+``PUT /v1/profiles/{id}/subscriptions/{channel}`` (``engine.api.people``);
+``POST /v1/journeys/{id}/trigger`` (``engine.api.journeys``); ``/u/{token}`` unsubscribe links.
+
+Every request is all-or-nothing at validation: if any item is invalid the response is 422 with
 each bad item's index and reason, and nothing is written. Responses:
 
 - 401 missing or wrong API key (``WWW-Authenticate: Bearer``);
+- 404 an unknown profile (subscriptions) or journey (trigger); 409 a journey that does not
+  enter people through the API;
 - 413 a body larger than ``MAX_BODY_BYTES``;
 - 400 a body that is not UTF-8 JSON; 422 JSON of the wrong shape, listing every problem;
-- 503 the store or Temporal failed part-way (the results so far are in the body; resending the
-  batch is safe, already stored events come back as ``duplicate``).
+- 503 the store or Temporal failed (resending is safe: stored events come back as
+  ``duplicate`` and are delivered again if their delivery did not complete).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
 from engine.api.auth import BearerKeyMiddleware
+from engine.api.journeys import journeys_router
 from engine.api.models import (
     MAX_BODY_BYTES,
     EventBatch,
@@ -39,24 +46,25 @@ from engine.api.models import (
     ProfileBatch,
     ProfileBatchResult,
 )
+from engine.api.people import people_router
 from engine.api.unsubscribe import unsubscribe_router
 from engine.domain import Event, Profile
-from engine.events import EventRouter
-from engine.store import Store
+from engine.events import DeliveryIncomplete, EventRouter
+from engine.store import RecordedEvent, Store
 
 log = structlog.get_logger(__name__)
 
 HEALTH_TIMEOUT = 2.0
 """Seconds the store gets to answer ``SELECT 1`` before /healthz says 503."""
 
-_BATCH_FIELDS = ("events", "profiles")
+_BATCH_FIELDS = ("events", "profiles", "identities", "profile_ids")
 # Declared on the routes so OpenAPI shows the lock; BearerKeyMiddleware does the checking.
 _bearer = HTTPBearer(auto_error=False, description="an API key from JOURNEY_API_KEYS")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or invalid API key"},
     413: {"description": f"body larger than {MAX_BODY_BYTES} bytes"},
-    422: {"description": "invalid items (each listed with its index); nothing was written"},
-    503: {"description": "the store or Temporal failed; resending the batch is safe"},
+    422: {"description": "invalid input (batch items listed with their index); nothing written"},
+    503: {"description": "the store or Temporal failed; resending is safe"},
 }
 
 
@@ -129,32 +137,46 @@ def create_app(
     async def ingest_events(batch: EventBatch) -> EventBatchResult | JSONResponse:
         """Store each event once (by ``event_id``) and wake the journeys waiting for it.
 
-        Events are processed in order, so one person's events reach their journeys in the order
-        sent. An event for a profile id the store does not know yet is accepted and stored: the
-        person may be identified later (it simply enters and wakes no journey now).
+        The batch is stored in one transaction. One person's events reach their journeys in
+        the order sent. An event for a merged profile id is stored for the person it was merged
+        into. An event for a profile id the store does not know yet is accepted and stored: the
+        person may be identified later (``profile_id`` in /v1/identify takes these events in).
         """
         now = clock()
-        results: list[EventResult] = []
-        for index, item in enumerate(batch.events):
-            event = Event(
+        events = [
+            Event(
                 event_id=item.event_id,
                 profile_id=item.profile_id,
                 name=item.name,
                 occurred_at=item.occurred_at or now,
                 properties=dict(item.properties),
             )
-            try:
-                fresh = await router.ingest(event, now)
-            except (SQLAlchemyError, RPCError, OSError) as exc:
-                log.warning(
-                    "events_ingest_failed",
-                    index=index,
-                    received=len(batch.events),
-                    error=type(exc).__name__,
-                )
-                return _partial_failure(index, results, exc)
-            status = "accepted" if fresh else "duplicate"
-            results.append(EventResult(index=index, event_id=item.event_id, status=status))
+            for item in batch.events
+        ]
+        try:
+            recorded = await router.ingest_batch(events, now)
+        except DeliveryIncomplete as exc:
+            log.warning(
+                "events_delivery_incomplete",
+                received=len(events),
+                error=type(exc.cause).__name__,
+            )
+            return JSONResponse(
+                {
+                    "detail": (
+                        f"the events are stored, but waking their journeys failed "
+                        f"({type(exc.cause).__name__}). Resend the batch: stored events come "
+                        "back as duplicate and the undelivered ones are delivered again."
+                    ),
+                    "results": [r.model_dump() for r in _results(exc.recorded)],
+                },
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        except (SQLAlchemyError, RPCError, OSError) as exc:
+            log.warning("events_ingest_failed", received=len(events), error=type(exc).__name__)
+            return _partial_failure(0, [], exc)
+        results = _results(recorded)
         accepted = sum(r.status == "accepted" for r in results)
         log.info(
             "events_ingested",
@@ -192,9 +214,22 @@ def create_app(
         log.info("profiles_upserted", received=len(profiles), upserted=upserted)
         return ProfileBatchResult(received=len(profiles), upserted=upserted)
 
+    app.include_router(people_router(store, clock, auth, _ERRORS))
+    app.include_router(journeys_router(store, router.enroller, clock, auth, _ERRORS))
     if unsubscribe_secret:
         app.include_router(unsubscribe_router(store, unsubscribe_secret, clock))
     return app
+
+
+def _results(recorded: list[RecordedEvent]) -> list[EventResult]:
+    return [
+        EventResult(
+            index=index,
+            event_id=r.event.event_id,
+            status="accepted" if r.fresh else "duplicate",
+        )
+        for index, r in enumerate(recorded)
+    ]
 
 
 def _unhealthy(reason: str) -> JSONResponse:

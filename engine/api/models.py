@@ -20,7 +20,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
 )
+
+from engine.identity import MAX_IDENTITY_VALUE, IdentityType, identity
 
 MAX_BATCH = 1000
 """Items per request, for events and for profiles."""
@@ -193,3 +198,107 @@ class Health(BaseModel):
 
     status: Literal["ok", "unavailable"]
     reason: str | None = None
+
+
+# -- people: identify and consent --------------------------------------------------------------
+
+MAX_IDENTITIES = 20
+"""Identities per identify call."""
+CHANNEL_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+SOURCE_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
+Locale = Annotated[str, StringConstraints(pattern=_LOCALE, max_length=35)]
+
+
+class IdentityIn(BaseModel):
+    """One identity; the value is normalised (emails lower-cased, phones to E.164) before it is
+    matched. Types: ``email``, ``phone``, ``wecom_external_id``, ``app_user_id``,
+    ``store_member_no``, ``wechat_unionid``, ``miniprogram_openid``."""
+
+    model_config = _FROZEN
+
+    type: IdentityType
+    value: Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTITY_VALUE + 66)]
+
+    @field_validator("value")
+    @classmethod
+    def _normalised(cls, value: str, info: ValidationInfo) -> str:
+        type_ = info.data.get("type")
+        if type_ is None:  # the type is invalid and reported on its own
+            return value
+        return identity(type_, value).value
+
+
+class IdentifyIn(BaseModel):
+    """Who a person is: identities they are known by, and/or a profile id you already hold.
+    Profiles these belong to are merged into one (the oldest survives)."""
+
+    model_config = _FROZEN
+
+    identities: list[IdentityIn] = Field(default_factory=list, max_length=MAX_IDENTITIES)
+    profile_id: Identifier | None = Field(
+        None, description="a profile id you already use for this person (created if new)"
+    )
+    attributes: JsonObject = Field(
+        default_factory=dict, description="merged into the profile; null deletes a key"
+    )
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS, description="added")
+    timezone: TimezoneName | None = None
+    locale: Locale | None = None
+
+    @model_validator(mode="after")
+    def _someone(self) -> IdentifyIn:
+        if not self.identities and self.profile_id is None:
+            raise ValueError("give at least one identity or a profile_id")
+        return self
+
+
+class IdentifyOut(BaseModel):
+    model_config = _FROZEN
+
+    profile_id: str = Field(description="the person's profile id (the survivor of any merge)")
+    created: bool
+    merged: list[str] = Field(description="profile ids merged into profile_id by this call")
+
+
+class SubscriptionIn(BaseModel):
+    model_config = _FROZEN
+
+    status: Literal["subscribed", "unsubscribed"]
+    source: Annotated[str, StringConstraints(pattern=SOURCE_PATTERN)] = Field(
+        "api", description="where the consent was given or withdrawn (api, store, wecom...)"
+    )
+
+
+class SubscriptionOut(BaseModel):
+    model_config = _FROZEN
+
+    profile_id: str
+    channel: str
+    status: Literal["subscribed", "unsubscribed"]
+    source: str
+    updated_at: datetime
+
+
+# -- journeys: API entry ------------------------------------------------------------------------
+
+
+class TriggerIn(BaseModel):
+    model_config = _FROZEN
+
+    profile_ids: list[Identifier] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class TriggerResult(BaseModel):
+    model_config = _FROZEN
+
+    profile_id: str
+    outcome: Literal["started", "reentry_blocked", "live", "missing"]
+
+
+class TriggerOut(BaseModel):
+    model_config = _FROZEN
+
+    journey_id: str
+    version: int
+    counts: dict[str, int]
+    results: list[TriggerResult]
