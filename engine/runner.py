@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -20,6 +21,7 @@ from engine.settings import Settings
 from engine.stack import StackError
 from engine.store import Store
 from engine.temporal import connect
+from engine.unsubscribe import unsubscribe_url
 from engine.worker import build_worker
 
 log = structlog.get_logger(__name__)
@@ -38,12 +40,23 @@ async def journey_worker(settings: Settings, client: Client, store: Store) -> As
     if broken:
         await http.aclose()
         raise StackError("deployed journeys use unconfigured channels: " + "; ".join(broken))
-    activities = JourneyActivities(store, build_cap_checker(settings), registry)
+    activities = JourneyActivities(
+        store,
+        build_cap_checker(settings, registry.quotas()),
+        registry,
+        unsubscribe_link(settings),
+    )
     try:
         yield build_worker(client, settings.task_queue, activities.all())
     finally:
         await registry.aclose()
         await http.aclose()
+
+
+def unsubscribe_link(settings: Settings) -> Callable[[str, str], str]:
+    return functools.partial(
+        unsubscribe_url, settings.public_url, settings.resolved_unsubscribe_secret()
+    )
 
 
 async def _channels_in_use(store: Store) -> set[str]:

@@ -7,7 +7,7 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -184,6 +184,7 @@ async def running_worker(
     caps: CapChecker | None = None,
     time_scale: float = 1.0,
     connectors: ConnectorRegistry | None = None,
+    unsubscribe_link: Callable[[str, str], str] | None = None,
 ) -> AsyncIterator[Harness]:
     """A worker on a fresh task queue; every channel goes to a console outbox file, unless
     ``connectors`` is given (the caller builds, and closes, its own registry)."""
@@ -197,7 +198,7 @@ async def running_worker(
         http,
     )
     task_queue = f"test-{uuid.uuid4().hex[:8]}"
-    activities = JourneyActivities(store, caps or AllowAll(), registry)
+    activities = JourneyActivities(store, caps or AllowAll(), registry, unsubscribe_link)
     client = env.client
     enroller = Enroller(store, client, task_queue, time_scale=time_scale)
     try:

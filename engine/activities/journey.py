@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from connectors.base import (
+    UNSUBSCRIBE_URL,
     ConnectorConfigError,
     ConnectorError,
     OutboundMessage,
@@ -26,7 +27,7 @@ from engine.caps.checker import CapChecker, CapRequest, CapStoreUnavailable
 from engine.conditions.python import matches
 from engine.domain import Delivery, DeliveryStatus, JourneyVersion, Profile
 from engine.store import EnrollmentNotFound, ProfileNotFound, Store
-from engine.templates import TemplateError, render
+from engine.templates import TemplateError, render_message
 from engine.workflow.messages import (
     BranchInput,
     BranchResult,
@@ -63,10 +64,19 @@ def address_for(channel: str, profile: Profile) -> str | None:
 
 
 class JourneyActivities:
-    def __init__(self, store: Store, caps: CapChecker, connectors: ConnectorRegistry) -> None:
+    def __init__(
+        self,
+        store: Store,
+        caps: CapChecker,
+        connectors: ConnectorRegistry,
+        unsubscribe_link: Callable[[str, str], str] | None = None,
+    ) -> None:
+        """``unsubscribe_link(profile_id, channel)`` makes the signed one-click link that every
+        marketing message carries (email turns it into List-Unsubscribe headers)."""
         self._store = store
         self._caps = caps
         self._connectors = connectors
+        self._unsubscribe_link = unsubscribe_link
         self._versions: dict[tuple[str, int], JourneyVersion] = {}
 
     def all(self) -> list[Callable[..., Any]]:
@@ -139,12 +149,13 @@ class JourneyActivities:
 
         version = await self._version(input.journey_id, input.version)
         try:
-            content = render(
-                version.templates[input.template],
+            content = render_message(
+                version.templates,
+                input.template,
                 profile,
                 {"journey": {"id": input.journey_id}, "step": {"id": input.step_id}},
             )
-        except (KeyError, TemplateError) as exc:
+        except TemplateError as exc:
             await self._caps.release(input.send_key, input.profile_id)
             bound.warning("template_failed", template=input.template, error=str(exc))
             return await self._record(input, "failed", f"template:{input.template}: {exc}")
@@ -160,12 +171,7 @@ class JourneyActivities:
             channel=input.channel,
             to=address,
             content=content,
-            metadata={
-                "journey_id": input.journey_id,
-                "step_id": input.step_id,
-                "profile_id": input.profile_id,
-                "template": input.template,
-            },
+            metadata=self._metadata(input),
         )
         try:
             receipt = await connector.send(message)
@@ -190,6 +196,17 @@ class JourneyActivities:
         return await self._record(
             input, "sent", None, provider_message_id=receipt.provider_message_id
         )
+
+    def _metadata(self, input: SendInput) -> dict[str, str]:
+        metadata = {
+            "journey_id": input.journey_id,
+            "step_id": input.step_id,
+            "profile_id": input.profile_id,
+            "template": input.template,
+        }
+        if input.category == "marketing" and self._unsubscribe_link is not None:
+            metadata[UNSUBSCRIBE_URL] = self._unsubscribe_link(input.profile_id, input.channel)
+        return metadata
 
     async def _record(
         self,

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from engine.cli import authoring
+from engine.cli import authoring, connectors_cmd
 from engine.dsl.errors import DslError
 from engine.settings import Settings
 from engine.stack import StackError, StackPorts
@@ -32,6 +32,7 @@ app = typer.Typer(
     add_completion=False,
 )
 authoring.register(app)
+connectors_cmd.register(app)
 
 T = TypeVar("T")
 

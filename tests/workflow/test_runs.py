@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from engine.domain import Event
+from engine.unsubscribe import read_token, unsubscribe_url
 from tests.harness import Harness, person, running_worker, sqlite_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -244,3 +246,28 @@ async def test_a_person_unsubscribed_from_sms_gets_no_sms_but_still_gets_email(
     }
     assert rows == {"by_sms": ("suppressed", "unsubscribed:sms"), "by_email": ("sent", None)}
     assert [line["channel"] for line in harness.sent_lines()] == ["email"]
+
+
+async def test_marketing_messages_carry_a_signed_unsubscribe_link_transactional_ones_do_not(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    store = await sqlite_store(tmp_path)
+    link = functools.partial(unsubscribe_url, "https://brand.example", "secret")
+    async with running_worker(time_skipping_env, store, tmp_path, unsubscribe_link=link) as h:
+        spec = journey(
+            [
+                {"id": "promo", "send": {"channel": "sms", "template": "hello"}},
+                {
+                    "id": "receipt",
+                    "send": {"channel": "sms", "template": "hello", "category": "transactional"},
+                },
+            ]
+        )
+        await enter(h, time_skipping_env, spec, person("p1", phone="+86"))
+        await h.result(spec["id"], "p1", skip_time=False)
+        promo, receipt = h.sent_lines()
+    await store.aclose()
+    url = promo["metadata"]["unsubscribe_url"]
+    assert url.startswith("https://brand.example/u/")
+    assert read_token("secret", url.rsplit("/", 1)[1]) == ("p1", "sms")
+    assert "unsubscribe_url" not in receipt["metadata"]
