@@ -8,6 +8,8 @@ characters, no lone surrogates, no NaN/Infinity, bounded size and depth).
 from __future__ import annotations
 
 import json
+import math
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -41,12 +43,16 @@ _LOCALE = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,7}$"
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain_text(value: str) -> str:
     """Refuse what no backend stores faithfully: control characters in identifiers."""
-    for char in value:
-        if char < " " or char == "\x7f":
-            raise ValueError(f"must not contain control characters (found {char!r})")
-    _encodable(value)
+    if found := _CONTROL.search(value):
+        raise ValueError(f"must not contain control characters (found {found.group()!r})")
+    if not value.isascii():
+        _encodable(value)
     return value
 
 
@@ -79,17 +85,60 @@ def _check_json(value: Any, path: str, depth: int) -> None:
 
 def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     """A JSON object every backend can store, at most ``MAX_JSON_BYTES`` serialised."""
-    _check_json(value, "$", 0)
+    if _small_flat_and_clean(value):
+        return value
+    # Anything else: serialise once to measure it, and walk it when something looks wrong, to
+    # name the path of the problem.
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except RecursionError:
+        _check_json(value, "$", 0)  # raises: nested too deep
+        raise
     except ValueError as exc:  # NaN / Infinity, which JSON does not have
+        _check_json(value, "$", 0)
         raise ValueError(f"is not valid JSON: {exc}") from exc
     except TypeError as exc:
         raise ValueError(f"is not JSON-serialisable: {exc}") from exc
-    size = len(text.encode("utf-8"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        _check_json(value, "$", 0)  # raises: an unpaired surrogate
+        raise
+    # Brackets inside strings only make this check cautious, never wrong.
+    if "\\u0000" in text or text.count("{") + text.count("[") > MAX_JSON_DEPTH:
+        _check_json(value, "$", 0)
     if size > MAX_JSON_BYTES:
         raise ValueError(f"is {size} bytes as JSON; the limit is {MAX_JSON_BYTES}")
     return value
+
+
+def _small_flat_and_clean(value: dict[str, Any]) -> bool:
+    """The common case, decided without serialising: scalar values only, printable ASCII
+    strings, finite numbers, and an upper bound on the JSON size far below the limit."""
+    bound = 2
+    for key, item in value.items():
+        if type(item) not in _SCALARS or not isinstance(key, str):
+            return False
+        if not key.isascii() or _CONTROL.search(key):
+            return False
+        if isinstance(item, str):
+            if not item.isascii() or _CONTROL.search(item):
+                return False
+            bound += 2 * len(item)  # every character escaped, at worst
+        elif not _short_finite_number(item):
+            return False
+        bound += 2 * len(key) + 30  # quotes, separators, and a number of up to 24 characters
+        if bound > MAX_JSON_BYTES:
+            return False
+    return True
+
+
+def _short_finite_number(item: Any) -> bool:
+    if isinstance(item, float):
+        return math.isfinite(item)
+    if isinstance(item, int) and not isinstance(item, bool):
+        return abs(item) < 10**18
+    return True  # bool, None
 
 
 def _iso_string(value: Any) -> Any:

@@ -20,6 +20,7 @@ from sqlalchemy.types import Text
 
 ENROLLMENT = 0x454E  # "EN": (journey, person) pairs
 IDENTITY = 0x4944  # "ID": identities and profile ids (identify exclusive, event recording shared)
+EVENT = 0x4556  # "EV": event ids being recorded
 SEGMENT = 0x5347  # "SG": a segment's membership, replaced whole
 
 _ORDERED = "(SELECT DISTINCT hashtext(x) AS k FROM unnest(:keys) AS x ORDER BY k) AS ordered"

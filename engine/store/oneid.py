@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.identity import IdentifyResult, Identity
 from engine.store import locks
+from engine.store.filters import among
 from engine.store.tables import (
     deliveries,
     enrollments,
@@ -54,7 +55,7 @@ async def resolve(conn: AsyncConnection, profile_ids: Iterable[str]) -> dict[str
     for start in range(0, len(ids), 1000):
         rows = await conn.execute(
             select(merges.c.merged_id, merges.c.survivor_id).where(
-                merges.c.merged_id.in_(ids[start : start + 1000])
+                among(merges.c.merged_id, ids[start : start + 1000], conn.dialect.name)
             )
         )
         found.update({merged: survivor for merged, survivor in rows})

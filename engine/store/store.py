@@ -44,6 +44,7 @@ from engine.store import locks, oneid, records
 from engine.store.columns import require_aware
 from engine.store.connect import create_engine
 from engine.store.errors import EnrollmentNotFound, ProfileNotFound, VersionNotFound
+from engine.store.filters import among
 from engine.store.migrate import upgrade
 from engine.store.tables import (
     PROFILE_ID_MAX,
@@ -212,7 +213,7 @@ class Store:
                 survivors = await oneid.resolve(conn, chunk)
                 wanted = {pid: survivors.get(pid, pid) for pid in chunk}
                 result = await conn.execute(
-                    select(profiles).where(profiles.c.id.in_(set(wanted.values())))
+                    select(profiles).where(among(profiles.c.id, set(wanted.values()), self.dialect))
                 )
                 rows = {row.id: records.profile(row) for row in result}
                 for asked, actual in wanted.items():
@@ -379,7 +380,7 @@ class Store:
             for chunk in _chunks(ids):
                 rows = await conn.execute(
                     select(merges.c.survivor_id, merges.c.merged_id)
-                    .where(merges.c.survivor_id.in_(chunk))
+                    .where(among(merges.c.survivor_id, chunk, self.dialect))
                     .order_by(merges.c.merged_id)
                 )
                 for survivor, merged in rows:
@@ -413,11 +414,8 @@ class Store:
             require_aware(event.occurred_at)
         received = self._clock()
         people = {event.profile_id for event in events_}
-        stmt = (
-            self._insert(events)
-            .on_conflict_do_nothing(index_elements=[events.c.event_id])
-            .returning(events.c.event_id)
-        )
+        event_ids = list(dict.fromkeys(event.event_id for event in events_))
+        stmt = self._insert(events).on_conflict_do_nothing(index_elements=[events.c.event_id])
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 async with self._engine.begin() as conn:
@@ -429,10 +427,15 @@ class Store:
                         [oneid.profile_key(p) for p in people],
                         shared=True,
                     )
+                    # Serialise writers of the same event ids (PostgreSQL; SQLite holds its
+                    # write lock already), so "already stored?" below stays true until commit:
+                    # a plain batch insert is much cheaper than INSERT ... RETURNING.
+                    await locks.lock_keys(conn, locks.EVENT, event_ids, first=False)
                     survivors = await oneid.resolve(conn, people)
+                    stored = await _stored_events(conn, event_ids)
                     rows: dict[str, dict[str, Any]] = {}
                     for event in events_:
-                        if event.event_id in rows:
+                        if event.event_id in rows or event.event_id in stored:
                             continue
                         rows[event.event_id] = {
                             "event_id": event.event_id,
@@ -444,11 +447,9 @@ class Store:
                             "delivered_at": None if event.name in pending_names else received,
                         }
                     values = list(rows.values())
-                    inserted: set[str] = set()
                     for start in range(0, len(values), _CHUNK):
-                        result = await conn.execute(stmt, values[start : start + _CHUNK])
-                        inserted.update(result.scalars())
-                    stored = await _stored_events(conn, [i for i in rows if i not in inserted])
+                        await conn.execute(stmt, values[start : start + _CHUNK])
+                    inserted = set(rows)
                 break
             except DBAPIError as exc:
                 if attempt == _ATTEMPTS or not locks.retryable(exc):
@@ -486,7 +487,10 @@ class Store:
             for chunk in _chunks(ids):
                 await conn.execute(
                     update(events)
-                    .where(events.c.event_id.in_(chunk), events.c.delivered_at.is_(None))
+                    .where(
+                        among(events.c.event_id, chunk, self.dialect),
+                        events.c.delivered_at.is_(None),
+                    )
                     .values(delivered_at=require_aware(at))
                 )
 
@@ -988,7 +992,7 @@ async def _latest_enrollments(
         rows = await conn.execute(
             select(enrollments).where(
                 enrollments.c.journey_id == journey_id,
-                enrollments.c.profile_id.in_(chunk),
+                among(enrollments.c.profile_id, chunk, conn.dialect.name),
                 enrollments.c.entered_at == newest,
             )
         )
@@ -1006,7 +1010,8 @@ async def _stored_events(
     """Stored events by id, each with whether its delivery is outstanding."""
     found: dict[str, tuple[Event, bool]] = {}
     for chunk in _chunks(event_ids):
-        for row in await conn.execute(select(events).where(events.c.event_id.in_(chunk))):
+        query = select(events).where(among(events.c.event_id, chunk, conn.dialect.name))
+        for row in await conn.execute(query):
             found[row.event_id] = (records.event(row), row.delivered_at is None)
     return found
 

@@ -3,12 +3,15 @@ completes."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from engine.domain import Event
 from engine.store import Store
+
+from .conftest import Target
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -71,3 +74,21 @@ async def test_a_batch_of_a_thousand_is_stored_in_one_call(store: Store) -> None
     results = await store.record_events(batch)
     assert all(r.fresh and not r.pending for r in results)
     assert len(await store.events_for("p3")) == len([n for n in range(1000) if n % 7 == 3])
+
+
+async def test_the_same_event_sent_at_once_by_many_writers_is_fresh_exactly_once(
+    store: Store, target: Target
+) -> None:
+    others = [target.open() for _ in range(4)]
+    batch = [_event("same", "order_paid"), _event("other")]
+    try:
+        writers = [store, *others] * 2
+        results = await asyncio.gather(
+            *(w.record_events(batch, pending_names={"order_paid"}) for w in writers)
+        )
+    finally:
+        for other in others:
+            await other.aclose()
+    assert sum(r[0].fresh for r in results) == 1
+    assert sum(r[1].fresh for r in results) == 1
+    assert len(await store.events_for("p1")) == 2
