@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from engine.workflow.journey import JourneyWorkflow
+from engine.workflow.segment_entry import SegmentEntryWorkflow
 
 _DEFAULT = SandboxRestrictions.default
 # Our models are pure and deterministic; passing them through avoids re-importing pydantic models
@@ -40,7 +41,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[JourneyWorkflow],
+        workflows=[JourneyWorkflow, SegmentEntryWorkflow],
         activities=list(activities),
         workflow_runner=SANDBOX,
         max_concurrent_activities=max_concurrent_activities,
