@@ -37,6 +37,10 @@ from engine.dsl.policy import Policy
 log = structlog.get_logger(__name__)
 
 _MARGIN = timedelta(days=1)
+STRAGGLE = timedelta(days=7)
+"""How far behind a person's latest reservation a check may be stamped and still see every
+touch: counters keep reservations this much longer than the longest window. Workflow times are
+nearly monotonic (deferred sends and retries lag by minutes or hours), so a week is ample."""
 
 
 def _ms(at: datetime) -> int:
@@ -101,8 +105,8 @@ class RedisCapService:
         args: list[Any] = [
             request.send_key,
             _ms(request.at),
-            int((span + _MARGIN).total_seconds() * 1000),
-            _ms(request.at - span - _MARGIN),
+            int((span + STRAGGLE).total_seconds() * 1000),
+            _ms(request.at - span - STRAGGLE),
             len(rules),
         ]
         for rule in rules:

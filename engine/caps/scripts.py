@@ -10,7 +10,8 @@ RESERVE = """
 -- KEYS[1]: the send's reservation record; KEYS[2..]: one counter per rule (may repeat)
 -- ARGV: send_key, at_ms, ttl_ms, trim_before_ms, n, then per rule: max, window_start_ms
 local stored = redis.call('GET', KEYS[1])
-if stored then return stored end
+-- The same send key gets the same answer; a released one (its send failed) is decided afresh.
+if stored and cjson.decode(stored).s ~= 'released' then return stored end
 local n = tonumber(ARGV[5])
 for i = 1, n do
   local key = KEYS[1 + i]

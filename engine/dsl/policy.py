@@ -20,10 +20,10 @@ from datetime import timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from engine.dsl.base import Slug, Strict
-from engine.dsl.durations import Duration
+from engine.dsl.durations import Duration, format_duration
 
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 LONGEST_WINDOW = timedelta(days=90)
@@ -88,6 +88,20 @@ class Policy(Strict):
     quiet_hours: QuietHours | None = None
     on_capped: OnCapped = Field(default_factory=OnCapped)
     arbitration: Arbitration = Field(default_factory=Arbitration)
+
+    @model_validator(mode="after")
+    def _calendar_windows_are_whole_days(self) -> Policy:
+        if self.window == "calendar":
+            rules = [*self.caps.global_]
+            for group in (*self.caps.channels.values(), *self.caps.tags.values()):
+                rules += group
+            for rule in rules:
+                if rule.per % timedelta(days=1):
+                    raise ValueError(
+                        f"calendar windows count whole days in the person's timezone; "
+                        f"{format_duration(rule.per)} is not a whole number of days"
+                    )
+        return self
 
     @field_validator("timezone")
     @classmethod

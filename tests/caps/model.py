@@ -163,4 +163,6 @@ class CapModel:
         return answer
 
     def release(self, key: str) -> None:
-        self.touches.pop(key, None)
+        """Give the touch back; a retry of a released key is then decided afresh."""
+        if self.touches.pop(key, None) is not None:
+            self.answers.pop(key, None)

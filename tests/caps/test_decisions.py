@@ -162,3 +162,21 @@ async def test_an_unreachable_redis_fails_closed(tmp_path: Path) -> None:
             request(someone(), NIGHT)
         )
     await connection.aclose()
+
+
+async def test_a_released_send_key_is_decided_afresh(client: aioredis.Redis) -> None:
+    caps = service(client, caps={"global": [{"max": 1, "per": "1d"}]})
+    person, t0 = someone(), datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    failed = request(person, t0)
+    assert (await caps.reserve(failed)).allowed
+    await caps.release(failed.send_key, person)
+    assert (await caps.reserve(request(person, t0))).allowed  # takes the freed slot
+    # The failed send's activity retried after the release: checked again, and refused.
+    assert not (await caps.reserve(failed)).allowed
+
+
+def test_calendar_windows_must_be_whole_days() -> None:
+    with pytest.raises(ValueError, match="2d12h is not a whole number of days"):
+        Policy.model_validate(
+            {"window": "calendar", "caps": {"global": [{"max": 1, "per": "60h"}]}}
+        )
