@@ -158,7 +158,8 @@ class Store:
         """Insert profiles, or replace the attributes, tags, timezone and locale of existing ones.
 
         Returns how many distinct profiles were written (the last one wins for a repeated id).
-        Raises ``ValueError`` for an id longer than 128 characters, on every backend.
+        A merged id writes the profile it was merged into. Raises ``ValueError`` for an id
+        longer than 128 characters, on every backend.
         """
         unique = {p.id: p for p in profiles_}
         for profile_id in unique:
@@ -167,18 +168,6 @@ class Store:
         if not unique:
             return 0
         now = self._clock()
-        rows = [
-            {
-                "id": p.id,
-                "attributes": dict(p.attributes),
-                "tags": sorted(p.tags),
-                "timezone": p.timezone,
-                "locale": p.locale,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for p in unique.values()
-        ]
         stmt = self._insert(profiles)
         stmt = stmt.on_conflict_do_update(
             index_elements=[profiles.c.id],
@@ -191,6 +180,24 @@ class Store:
             },
         )
         async with self._engine.begin() as conn:
+            # As for events: never write a profile id that a concurrent merge moves away.
+            await locks.lock_keys(
+                conn, locks.IDENTITY, [oneid.profile_key(p) for p in unique], shared=True
+            )
+            survivors = await oneid.resolve(conn, unique)
+            written = {survivors.get(pid, pid): p for pid, p in unique.items()}
+            rows = [
+                {
+                    "id": pid,
+                    "attributes": dict(p.attributes),
+                    "tags": sorted(p.tags),
+                    "timezone": p.timezone,
+                    "locale": p.locale,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for pid, p in written.items()
+            ]
             for start in range(0, len(rows), _CHUNK):
                 await conn.execute(stmt, rows[start : start + _CHUNK])
         return len(rows)

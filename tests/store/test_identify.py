@@ -234,3 +234,15 @@ async def test_identify_needs_an_identity_or_a_profile_id(store: Store) -> None:
     with pytest.raises(ValueError, match="longer than 128"):
         await store.identify([], profile_id="x" * 129)
     assert await store.count_profiles() == 0
+
+
+async def test_upserting_a_merged_id_writes_the_survivor(store: Store) -> None:
+    a = await store.identify([EMAIL], at=T0)
+    b = await store.identify([PHONE], at=T0 + timedelta(hours=1))
+    await store.identify([EMAIL, PHONE])
+
+    assert await store.upsert_profiles([Profile(b.profile_id, {"plan": "pro"})]) == 1
+
+    assert await store.count_profiles() == 1
+    profile = await store.get_profile(a.profile_id)
+    assert profile is not None and profile.attributes == {"plan": "pro"}
