@@ -25,6 +25,7 @@ from engine.store import Store
 
 EVENT = "order_paid"
 TIMEZONE = "America/New_York"
+PROFILE_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,14 @@ async def import_cdnow(store: Store, path: Path) -> ImportReport:
     customers = sorted({p.customer for p in purchases})
     # Profiles that exist already are left alone: they may have gained attributes since.
     existing = await store.get_profiles(profile_id(c) for c in customers)
-    await store.upsert_profiles(
-        [
-            Profile(profile_id(c), {"source": "cdnow"}, timezone=TIMEZONE, locale="en-US")
-            for c in customers
-            if profile_id(c) not in existing
-        ]
-    )
+    missing = [
+        Profile(profile_id(c), {"source": "cdnow"}, timezone=TIMEZONE, locale="en-US")
+        for c in customers
+        if profile_id(c) not in existing
+    ]
+    # In slices: upsert_profiles takes a lock per profile, and PostgreSQL runs out of lock
+    # slots (max_locks_per_transaction) with tens of thousands in one transaction.
+    for start in range(0, len(missing), PROFILE_BATCH):
+        await store.upsert_profiles(missing[start : start + PROFILE_BATCH])
     new = await insert_history(store, [to_event(p) for p in purchases])
     return ImportReport(len(customers), len(purchases), new, time.perf_counter() - started)
