@@ -16,7 +16,11 @@ from temporalio.worker import Worker
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
 from engine.caps.factory import build_cap_checker
+from engine.dsl.loader import load_tiers
 from engine.dsl.models import Journey, SendStep
+from engine.dsl.tiers import Tiers
+from engine.enroll import Enroller
+from engine.schedules import SegmentEntryActivities
 from engine.settings import Settings
 from engine.stack import StackError
 from engine.store import Store
@@ -45,12 +49,21 @@ async def journey_worker(settings: Settings, client: Client, store: Store) -> As
         build_cap_checker(settings, registry.quotas()),
         registry,
         unsubscribe_link(settings),
+        load_member_tiers(settings),
     )
+    enroller = Enroller(store, client, settings.task_queue, time_scale=settings.time_scale)
+    segment_entry = SegmentEntryActivities(store, enroller)
     try:
-        yield build_worker(client, settings.task_queue, activities.all())
+        yield build_worker(client, settings.task_queue, [*activities.all(), *segment_entry.all()])
     finally:
         await registry.aclose()
         await http.aclose()
+
+
+def load_member_tiers(settings: Settings) -> Tiers | None:
+    """``journeys/tiers.yaml`` when it exists (tier conditions then use its rules)."""
+    path = settings.journeys_dir / "tiers.yaml"
+    return load_tiers(path) if path.exists() else None
 
 
 def unsubscribe_link(settings: Settings) -> Callable[[str, str], str]:

@@ -24,8 +24,10 @@ from connectors.base import (
 )
 from connectors.registry import ConnectorRegistry
 from engine.caps.checker import CapChecker, CapRequest, CapStoreUnavailable
-from engine.conditions.python import matches
+from engine.conditions.branch import first_match
+from engine.conditions.errors import UnknownTier
 from engine.domain import Delivery, DeliveryStatus, JourneyVersion, Profile
+from engine.dsl.tiers import Tiers
 from engine.store import EnrollmentNotFound, ProfileNotFound, Store
 from engine.templates import TemplateError, render_message
 from engine.workflow.messages import (
@@ -70,6 +72,7 @@ class JourneyActivities:
         caps: CapChecker,
         connectors: ConnectorRegistry,
         unsubscribe_link: Callable[[str, str], str] | None = None,
+        tiers: Tiers | None = None,
     ) -> None:
         """``unsubscribe_link(profile_id, channel)`` makes the signed one-click link that every
         marketing message carries (email turns it into List-Unsubscribe headers)."""
@@ -77,6 +80,7 @@ class JourneyActivities:
         self._caps = caps
         self._connectors = connectors
         self._unsubscribe_link = unsubscribe_link
+        self._tiers = tiers
         self._versions: dict[tuple[str, int], JourneyVersion] = {}
 
     def all(self) -> list[Callable[..., Any]]:
@@ -257,14 +261,17 @@ class JourneyActivities:
 
     @activity.defn(name="evaluate_branch")
     async def evaluate_branch(self, input: BranchInput) -> BranchResult:
-        """Index of the first condition the stored profile satisfies (a missing profile: none)."""
-        profile = await self._store.get_profile(input.profile_id)
-        if profile is None:
-            return BranchResult(index=None)
-        for index, condition in enumerate(input.conditions):
-            if matches(condition, profile):
-                return BranchResult(index=index)
-        return BranchResult(index=None)
+        """Index of the first condition the person satisfies at the run's time (none for a
+        missing profile); reads only the profile and the events the conditions name."""
+        at = input.at or datetime.now(UTC)
+        try:
+            index = await first_match(
+                self._store, input.conditions, input.profile_id, at, rules=self._tiers
+            )
+        except UnknownTier as exc:
+            # A tier the rules do not define: retrying cannot help; the run fails visibly.
+            raise ApplicationError(str(exc), type="UnknownTier", non_retryable=True) from exc
+        return BranchResult(index=index)
 
     @activity.defn(name="update_profile")
     async def update_profile(self, input: UpdateInput) -> None:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from engine.cli import authoring, connectors_cmd
+from engine.cli import authoring, connectors_cmd, data_cmd
 from engine.dsl.errors import DslError
 from engine.settings import Settings
 from engine.stack import StackError, StackPorts
@@ -33,6 +33,7 @@ app = typer.Typer(
 )
 authoring.register(app)
 connectors_cmd.register(app)
+data_cmd.register(app)
 
 T = TypeVar("T")
 
@@ -156,17 +157,46 @@ def deploy(paths: Annotated[list[Path], typer.Argument(help="journey YAML files"
     """Validate and store journeys: new content is a new version; runs in flight keep theirs."""
     from engine.deploy import deploy_file, journey_files
 
+    settings = Settings()
+
     async def go() -> None:
         journeys, others = journey_files(paths)
         for path, kind in others:
             typer.echo(f"skipped: {path} (a {kind} file, not a journey)")
-        async with _store(Settings()) as store:
+        async with _store(settings) as store:
             for path in journeys:
                 version, created = await deploy_file(store, path, datetime.now(UTC))
                 state = "deployed" if created else "unchanged"
                 typer.echo(f"{state}: {version.journey_id} v{version.version} ({path})")
+            await _sync_schedules(settings, store)
 
     _run(go())
+
+
+async def _sync_schedules(settings: Settings, store: Any) -> None:
+    """Segment-entry journeys run on Temporal Schedules; bring them in line with the deploy."""
+    from engine.caps.factory import load_contact_policy
+    from engine.runner import load_member_tiers
+    from engine.schedules import sync_schedules
+    from engine.temporal import connect
+
+    try:
+        client = await connect(settings.temporal_address, settings.temporal_namespace)
+    except TemporalUnavailable:
+        typer.echo(
+            f"schedules not synced: Temporal is not reachable at {settings.temporal_address}; "
+            "deploy again once it is (nothing else changes)"
+        )
+        return
+    ids = await sync_schedules(
+        client,
+        store,
+        load_contact_policy(settings),
+        journeys_dir=settings.journeys_dir,
+        task_queue=settings.task_queue,
+        rules=load_member_tiers(settings),
+    )
+    typer.echo(f"schedules: {', '.join(ids) if ids else 'none'}")
 
 
 @asynccontextmanager

@@ -197,7 +197,11 @@ class JourneyWorkflow:
         cases = [c for c in step.branch if not isinstance(c, Else)]
         result: BranchResult = await workflow.execute_local_activity(
             "evaluate_branch",
-            BranchInput(profile_id=self._input.profile_id, conditions=[c.when for c in cases]),
+            BranchInput(
+                profile_id=self._input.profile_id,
+                conditions=[c.when for c in cases],
+                at=self._simulated_now(),
+            ),
             result_type=BranchResult,
             start_to_close_timeout=_LOCAL,
         )

@@ -96,6 +96,8 @@ class SendResult(Message):
 class BranchInput(Message):
     profile_id: str
     conditions: list[Condition]
+    at: datetime | None = None
+    """The run's own clock: event windows, RFM and lifecycle are judged at this time."""
 
 
 class BranchResult(Message):
