@@ -1,5 +1,5 @@
 """Transaction-scoped locks on keys that may not exist as rows yet (a person's first entry into a
-journey, an identity nobody owns yet, a profile id being merged away).
+journey, an identity nobody owns yet), and the table locks that keep merges and writers apart.
 
 PostgreSQL: advisory locks held until the transaction ends, each statement taking its keys in a
 fixed order. A transaction that takes locks in several statements can still deadlock with
@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Text
 
 ENROLLMENT = 0x454E  # "EN": (journey, person) pairs
-IDENTITY = 0x4944  # "ID": identities and profile ids (identify exclusive, event recording shared)
-EVENT = 0x4556  # "EV": event ids being recorded
+IDENTITY = 0x4944  # "ID": identities and profile ids being identified
 SEGMENT = 0x5347  # "SG": a segment's membership, replaced whole
 
 _ORDERED = "(SELECT DISTINCT hashtext(x) AS k FROM unnest(:keys) AS x ORDER BY k) AS ordered"
@@ -46,6 +45,8 @@ async def lock_keys(
     """Hold a lock on each of ``keys`` (within ``namespace``) until the transaction ends.
 
     Keys are hashed to 32 bits: two different keys may share a lock, which only serialises them.
+    Each key takes a slot of PostgreSQL's shared lock table (``max_locks_per_transaction`` x
+    connections, 6,400 by default): keep key sets to a batch (1,000), never a whole import.
     ``first``: this is the transaction's first statement (SQLite takes its write lock here).
     ``shared``: a shared lock, which only excludes exclusive holders of the same key.
     """
@@ -56,6 +57,29 @@ async def lock_keys(
             await conn.execute(statement, {"namespace": namespace, "keys": wanted})
     elif first:
         await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def writing(conn: AsyncConnection, *tables: str) -> None:
+    """Declare, before reading anything, that this transaction will write rows of ``tables``
+    for profile ids it resolves through merges (events, profile upserts).
+
+    PostgreSQL: ``ROW EXCLUSIVE``, which every writer takes anyway and which writers share;
+    taking it first means a merge (:func:`merging`) waits for this transaction, and this
+    transaction waits for a merge already under way, so no row is written for an id that was
+    merged away in between. One lock per table, however many rows. SQLite: the write lock.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN ROW EXCLUSIVE MODE")
+    else:
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def merging(conn: AsyncConnection, *tables: str) -> None:
+    """Wait for every transaction writing ``tables`` (see :func:`writing`) and keep new ones
+    out until this transaction ends (PostgreSQL ``SHARE ROW EXCLUSIVE``; SQLite already holds
+    its write lock). Merges are rare and short; ingestion pauses for their milliseconds."""
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
 
 
 def retryable(exc: DBAPIError) -> bool:

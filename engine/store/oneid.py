@@ -96,6 +96,10 @@ async def identify(
             conn, locks.IDENTITY, [profile_key(p) for p in involved - locked], first=False
         )
         locked |= involved
+    if len(involved) > 1:
+        # A merge: wait out transactions writing rows for these ids, and hold new ones back,
+        # so no event or profile row is written for an id after it has been merged away.
+        await locks.merging(conn, "profiles", "events")
     existing = (
         (
             await conn.execute(
@@ -158,7 +162,7 @@ async def identify(
 
 
 def profile_key(profile_id: str) -> str:
-    """The lock key of a profile id (identify locks it exclusively, event recording shared)."""
+    """The lock key of a profile id, for identify."""
     return f"\x1fprofile\x1f{profile_id}"
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -181,9 +181,7 @@ class Store:
         )
         async with self._engine.begin() as conn:
             # As for events: never write a profile id that a concurrent merge moves away.
-            await locks.lock_keys(
-                conn, locks.IDENTITY, [oneid.profile_key(p) for p in unique], shared=True
-            )
+            await locks.writing(conn, "profiles")
             survivors = await oneid.resolve(conn, unique)
             written = {survivors.get(pid, pid): p for pid, p in unique.items()}
             rows = [
@@ -426,18 +424,7 @@ class Store:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 async with self._engine.begin() as conn:
-                    # Shared with other writers of events, exclusive with identify: an event is
-                    # never stored for an id that a concurrent merge has just moved away.
-                    await locks.lock_keys(
-                        conn,
-                        locks.IDENTITY,
-                        [oneid.profile_key(p) for p in people],
-                        shared=True,
-                    )
-                    # Serialise writers of the same event ids (PostgreSQL; SQLite holds its
-                    # write lock already), so "already stored?" below stays true until commit:
-                    # a plain batch insert is much cheaper than INSERT ... RETURNING.
-                    await locks.lock_keys(conn, locks.EVENT, event_ids, first=False)
+                    await locks.writing(conn, "events")
                     survivors = await oneid.resolve(conn, people)
                     stored = await _stored_events(conn, event_ids)
                     rows: dict[str, dict[str, Any]] = {}
@@ -457,6 +444,14 @@ class Store:
                     for start in range(0, len(values), _CHUNK):
                         await conn.execute(stmt, values[start : start + _CHUNK])
                     inserted = set(rows)
+                    if conn.dialect.name == "postgresql" and rows:
+                        # A concurrent transaction may have stored some of these ids since we
+                        # looked (SQLite's write lock rules that out): ours are the rows this
+                        # transaction wrote. Cheaper than INSERT ... RETURNING for a batch.
+                        inserted = await _written_here(conn, list(rows))
+                        if len(inserted) != len(rows):
+                            late = [i for i in rows if i not in inserted]
+                            stored |= await _stored_events(conn, late)
                 break
             except DBAPIError as exc:
                 if attempt == _ATTEMPTS or not locks.retryable(exc):
@@ -1009,6 +1004,15 @@ async def _latest_enrollments(
             if current is None or found.id > current.id:
                 latest[found.profile_id] = found
     return latest
+
+
+async def _written_here(conn: AsyncConnection, event_ids: Sequence[str]) -> set[str]:
+    """Which of ``event_ids`` this PostgreSQL transaction inserted (their ``xmin`` is ours)."""
+    query = select(events.c.event_id).where(
+        among(events.c.event_id, event_ids, "postgresql"),
+        text("events.xmin = pg_current_xact_id()::xid"),
+    )
+    return set((await conn.execute(query)).scalars())
 
 
 async def _stored_events(

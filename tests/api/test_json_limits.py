@@ -16,7 +16,7 @@ scalars = (
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=40)
-    | st.text(alphabet="ab\x00\x7f\"\\\ud800", max_size=5)
+    | st.text(alphabet='ab\x00\x7f"\\\ud800', max_size=5)
 )
 values = st.recursive(
     scalars,

@@ -94,3 +94,12 @@ async def test_iteration_pages_through_every_profile_once_in_id_order(store: Sto
 
 async def test_iteration_of_an_empty_store_yields_nothing(store: Store) -> None:
     assert [batch async for batch in store.iter_profiles()] == []
+
+
+async def test_one_upsert_of_more_profiles_than_postgres_has_lock_slots_succeeds(
+    store: Store,
+) -> None:
+    # max_locks_per_transaction (64) x max_connections (100) = 6,400 slots by default.
+    many = [Profile(f"bulk-{n:05d}", {"n": n}) for n in range(7000)]
+    assert await store.upsert_profiles(many) == 7000
+    assert await store.count_profiles() == 7000
