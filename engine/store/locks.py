@@ -22,7 +22,15 @@ ENROLLMENT = 0x454E  # "EN": (journey, person) pairs
 IDENTITY = 0x4944  # "ID": identities and profile ids being identified
 SEGMENT = 0x5347  # "SG": a segment's membership, replaced whole
 
-_ORDERED = "(SELECT DISTINCT hashtext(x) AS k FROM unnest(:keys) AS x ORDER BY k) AS ordered"
+BUCKETS = 128
+"""Keys are hashed into this many locks per namespace, so one transaction holds at most 128 of
+PostgreSQL's lock slots (``max_locks_per_transaction`` x connections, 6,400 by default),
+however many keys it locks; keys sharing a bucket only wait for each other."""
+
+_ORDERED = (
+    f"(SELECT DISTINCT hashtext(x) & {BUCKETS - 1} AS k FROM unnest(:keys) AS x ORDER BY k)"
+    " AS ordered"
+)
 _LOCK = text(f"SELECT count(pg_advisory_xact_lock(:namespace, k)) FROM {_ORDERED}").bindparams(
     bindparam("keys", type_=ARRAY(Text()))
 )
@@ -44,9 +52,8 @@ async def lock_keys(
 ) -> None:
     """Hold a lock on each of ``keys`` (within ``namespace``) until the transaction ends.
 
-    Keys are hashed to 32 bits: two different keys may share a lock, which only serialises them.
-    Each key takes a slot of PostgreSQL's shared lock table (``max_locks_per_transaction`` x
-    connections, 6,400 by default): keep key sets to a batch (1,000), never a whole import.
+    Keys are hashed into ``BUCKETS`` locks: two different keys may share one, which only
+    serialises them.
     ``first``: this is the transaction's first statement (SQLite takes its write lock here).
     ``shared``: a shared lock, which only excludes exclusive holders of the same key.
     """
