@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from engine.api import create_app, serve_api
 from engine.enroll import Enroller
-from engine.events import EventRouter
+from engine.events import EventRouter, redeliver_periodically
 from engine.runner import journey_worker
 from engine.servers import port_taken
 from engine.settings import Settings
@@ -52,6 +52,7 @@ async def run_dev(
         )
         async with journey_worker(settings, client, store) as worker, worker:
             api = asyncio.create_task(serve_api(app, "127.0.0.1", api_port, stop))
+            sweeper = asyncio.create_task(redeliver_periodically(router, stop))
             say(f"Temporal UI   {stack.ui_url}")
             say(
                 f"HTTP API      http://127.0.0.1:{api_port}/docs"
@@ -65,6 +66,7 @@ async def run_dev(
             )
             await stop.wait()
             await api
+            await sweeper
     finally:
         with contextlib.suppress(NotImplementedError):
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -20,11 +20,13 @@ Errors::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -191,3 +193,19 @@ class EventRouter:
                 if exc.status != RPCStatusCode.NOT_FOUND:
                     raise
                 # No live run for this person: nothing is waiting for the event.
+
+
+async def redeliver_periodically(
+    router: EventRouter, stop: asyncio.Event, every: float = 60.0
+) -> None:
+    """Sweep stored-but-undelivered events every ``every`` seconds until ``stop`` is set (run it
+    beside the API; several processes may run it)."""
+    while not stop.is_set():
+        try:
+            delivered = await router.redeliver(datetime.now(UTC))
+            if delivered:
+                log.info("events_redelivered", count=delivered)
+        except (RPCError, SQLAlchemyError, OSError) as exc:
+            log.warning("redelivery_failed", error=type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)

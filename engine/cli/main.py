@@ -120,6 +120,7 @@ def api(
 ) -> None:
     """Serve the HTTP ingest API (needs JOURNEY_API_KEYS, a JSON list of bearer keys)."""
     from engine.api import ApiConfigError, create_app, serve_api
+    from engine.events import redeliver_periodically
 
     async def go() -> None:
         settings = Settings()
@@ -133,7 +134,9 @@ def api(
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, stop.set)
+                sweeper = asyncio.create_task(redeliver_periodically(router, stop))
                 await serve_api(app_, host, port, stop)
+                await sweeper
         except ApiConfigError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None

@@ -84,6 +84,7 @@ class JourneyWorkflow:
         self._journey = input.journey
         self._ended: tuple[EnrollmentStatus, str] | None = None
         self._received: list[str] = []
+        self._seen: set[str] = set()
         self._step: str | None = None
         self._waiting_for: str | None = None
         self._until: datetime | None = None
@@ -96,8 +97,9 @@ class JourneyWorkflow:
     @workflow.signal(name="event")
     def event(self, signal: EventSignal) -> None:
         """A customer event. Goal and exit_on events end the run, even in the middle of a wait."""
-        if self._ended is not None:
-            return
+        if self._ended is not None or signal.event_id in self._seen:
+            return  # delivery is at least once: a repeated event changes nothing
+        self._seen.add(signal.event_id)
         goal = self._journey.goal
         if (
             goal

@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.domain import Event
 from engine.unsubscribe import read_token, unsubscribe_url
+from engine.workflow.messages import EventSignal
 from tests.harness import Harness, person, running_worker, sqlite_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -271,3 +272,34 @@ async def test_marketing_messages_carry_a_signed_unsubscribe_link_transactional_
     assert url.startswith("https://brand.example/u/")
     assert read_token("secret", url.rsplit("/", 1)[1]) == ("p1", "sms")
     assert "unsubscribe_url" not in receipt["metadata"]
+
+
+async def test_an_event_delivered_twice_counts_once(
+    harness: Harness, time_skipping_env: WorkflowEnvironment
+) -> None:
+    spec = journey(
+        [
+            {"id": "first", "wait_for": {"event": "paid", "timeout": "1d", "on_event": "second"}},
+            {
+                "id": "second",
+                "wait_for": {
+                    "event": "paid",
+                    "timeout": "1d",
+                    "on_event": "two_orders",
+                    "on_timeout": "one_order",
+                },
+            },
+            {"id": "two_orders", "exit": {}},
+            {"id": "one_order", "exit": {}},
+        ]
+    )
+    await enter(harness, time_skipping_env, spec, person("p1"))
+    await time_skipping_env.sleep(timedelta(hours=1))
+    now = await time_skipping_env.get_current_time()
+    signal = EventSignal(name="paid", event_id="order-1", occurred_at=now)
+    handle = harness.handle(spec["id"], "p1")
+    await handle.signal("event", signal)
+    await handle.signal("event", signal)  # at-least-once delivery: the same event again
+
+    result = await harness.result(spec["id"], "p1")
+    assert result.exit_step == "one_order"
