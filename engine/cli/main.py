@@ -68,7 +68,7 @@ async def _store(settings: Settings) -> AsyncIterator[Any]:
 
 @app.command()
 def demo(
-    profiles: Annotated[int, typer.Option(help="size of the synthetic population")] = 3000,
+    profiles: Annotated[int, typer.Option(help="size of the synthetic population")] = 2000,
     seed: Annotated[int, typer.Option(help="seed of the population and purchases")] = 7,
     time_scale: Annotated[
         float, typer.Option(help="waits are divided by this; 86400 = a day per second")

@@ -47,7 +47,7 @@ DEMO_JOURNEYS = ("cart_recovery.yaml", "welcome.yaml", "winback.yaml")
 class DemoOptions:
     home: Path
     journeys_dir: Path
-    profiles: int = 3000
+    profiles: int = 2000
     seed: int = 7
     time_scale: float = DAY
     ports: StackPorts = field(default_factory=StackPorts)
