@@ -48,6 +48,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Literal, Protocol, Self, runtime_checkable
 
 import httpx
+import structlog
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -64,6 +65,7 @@ __all__ = [
     "RetryableSendError",
     "SendLimits",
     "TokenCache",
+    "accepted",
     "classify_transport_error",
     "fingerprint",
     "list_unsubscribe_headers",
@@ -222,6 +224,20 @@ class ProviderQuota:
     """What is counted, e.g. ``"group_message"``."""
     scope: Literal["recipient"] = "recipient"
     description: str = ""
+
+
+def accepted(connector: str, message: OutboundMessage, provider_message_id: str) -> DeliveryReceipt:
+    """The receipt of a message the provider took, logged once as ``message_sent`` (with a
+    fingerprint of the address, never the address)."""
+    structlog.get_logger(connector).info(
+        "message_sent",
+        connector=connector,
+        channel=message.channel,
+        send_key=message.send_key,
+        recipient=fingerprint(message.to),
+        provider_message_id=provider_message_id,
+    )
+    return DeliveryReceipt(provider_message_id=provider_message_id, accepted_at=datetime.now(UTC))
 
 
 def fingerprint(value: str) -> str:

@@ -21,7 +21,6 @@ Settings (``JOURNEY_EMAIL_HTTP_*``): ``API_KEY`` and ``FROM_ADDRESS`` (required)
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import Any
 
@@ -37,8 +36,8 @@ from connectors.base import (
     PermanentSendError,
     ProviderSettings,
     SendLimits,
+    accepted,
     classify_transport_error,
-    fingerprint,
     list_unsubscribe_headers,
     raise_for_response,
     secret,
@@ -131,15 +130,7 @@ class EmailHttpConnector:
             provider_id
             or "email-http-" + hashlib.sha256(message.send_key.encode()).hexdigest()[:24]
         )
-        log.info(
-            "message_sent",
-            connector=self.name,
-            channel=message.channel,
-            send_key=message.send_key,
-            recipient=fingerprint(message.to),
-            provider_message_id=provider_id,
-        )
-        return DeliveryReceipt(provider_message_id=provider_id, accepted_at=datetime.now(UTC))
+        return accepted(self.name, message, provider_id)
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client is injected."""

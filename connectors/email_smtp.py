@@ -46,7 +46,7 @@ from connectors.base import (
     ProviderSettings,
     RetryableSendError,
     SendLimits,
-    fingerprint,
+    accepted,
     list_unsubscribe_headers,
     secret,
 )
@@ -164,15 +164,7 @@ class SmtpConnector:
                 f"{type(exc).__name__} talking to smtp server", code="connection_error"
             ) from None
         provider_id = str(mime["Message-ID"])
-        log.info(
-            "message_sent",
-            connector=self.name,
-            channel=message.channel,
-            send_key=message.send_key,
-            recipient=fingerprint(message.to),
-            provider_message_id=provider_id,
-        )
-        return DeliveryReceipt(provider_message_id=provider_id, accepted_at=datetime.now(UTC))
+        return accepted(self.name, message, provider_id)
 
     async def aclose(self) -> None:
         """Nothing to release: each send opens and closes its own session."""

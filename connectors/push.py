@@ -25,7 +25,6 @@ Settings (``JOURNEY_PUSH_*``): ``PROJECT_ID``, ``ACCESS_TOKEN`` or ``TOKEN_URL``
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -43,8 +42,8 @@ from connectors.base import (
     RetryableSendError,
     SendLimits,
     TokenCache,
+    accepted,
     classify_transport_error,
-    fingerprint,
     raise_for_response,
     secret,
 )
@@ -155,15 +154,7 @@ class PushConnector:
             raise _classify(response)
         answer: Any = response.json()
         provider_id = str(answer.get("name") or "")
-        log.info(
-            "message_sent",
-            connector=self.name,
-            channel=message.channel,
-            send_key=message.send_key,
-            recipient=fingerprint(message.to),
-            provider_message_id=provider_id,
-        )
-        return DeliveryReceipt(provider_message_id=provider_id, accepted_at=datetime.now(UTC))
+        return accepted(self.name, message, provider_id)
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client is injected."""

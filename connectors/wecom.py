@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -48,8 +47,8 @@ from connectors.base import (
     RetryableSendError,
     SendLimits,
     TokenCache,
+    accepted,
     classify_transport_error,
-    fingerprint,
     raise_for_response,
     secret,
 )
@@ -214,15 +213,7 @@ class WeComConnector:
         provider_id = str(answer.get("msgid") or "")
         if not provider_id:
             raise RetryableSendError("wecom answered without a msgid", code="wecom_no_msgid")
-        log.info(
-            "message_sent",
-            connector=self.name,
-            channel=message.channel,
-            send_key=message.send_key,
-            recipient=fingerprint(message.to),
-            provider_message_id=provider_id,
-        )
-        return DeliveryReceipt(provider_message_id=provider_id, accepted_at=datetime.now(UTC))
+        return accepted(self.name, message, provider_id)
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client is injected."""
