@@ -15,9 +15,12 @@ from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS
 from tests.harness import RedisServer, start_time_skipping
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server: a 7-day wait takes milliseconds."""
+    """The time-skipping test server: a 7-day wait takes milliseconds.
+
+    One per test module: runs another module leaves behind (an activity scheduled on a task
+    queue whose worker is gone) would let this server jump years ahead while a test waits."""
     env = await start_time_skipping()
     yield env
     await env.shutdown()
