@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.schema import Table
 
@@ -62,6 +62,7 @@ from engine.store.tables import (
 # Keeps IN (...) lists and multi-row statements well under SQLite's and PostgreSQL's bind limits.
 _CHUNK = 1000
 _DEPLOY_ATTEMPTS = 5
+_MIGRATE_ATTEMPTS = 6
 # A transaction that lost a race (unique key, PostgreSQL deadlock) is run again this many times.
 _ATTEMPTS = 5
 # Namespace of the per-journey advisory locks taken by deploy_version on PostgreSQL.
@@ -149,8 +150,17 @@ class Store:
         safe for several processes to run at once."""
         if self.dialect == "sqlite":
             await _ensure_sqlite_dir(self._engine.url)
-        async with self._engine.begin() as conn:
-            await conn.run_sync(upgrade, schema=self._schema)
+        for attempt in range(1, _MIGRATE_ATTEMPTS + 1):
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.run_sync(upgrade, schema=self._schema)
+                return
+            except OperationalError as exc:
+                # Another process held SQLite's write lock past the busy timeout (it was
+                # migrating); the upgrade is idempotent, so wait and run it again.
+                if "database is locked" not in str(exc) or attempt == _MIGRATE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.5 * attempt)
 
     # -- profiles ----------------------------------------------------------------------------
 
