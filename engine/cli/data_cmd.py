@@ -12,21 +12,20 @@ one line on stderr and exit code 1.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 
+from engine.cli.stores import open_store
 from engine.conditions.errors import ConditionError
 from engine.dsl.errors import DslError
 from engine.dsl.loader import load_tiers
 from engine.dsl.tiers import Tiers
 from engine.importers.errors import ImportProblems
 from engine.settings import Settings
-from engine.store import Store
 
 T = TypeVar("T")
 
@@ -46,17 +45,6 @@ def _run(coro: Awaitable[T]) -> T:
     except (DslError, ImportProblems, ConditionError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-
-
-@asynccontextmanager
-async def _store(settings: Settings) -> AsyncIterator[Store]:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    store = Store.from_url(settings.resolved_database_url())
-    try:
-        await store.migrate()
-        yield store
-    finally:
-        await store.aclose()
 
 
 def evaluation_time(today: datetime | None) -> datetime:
@@ -90,7 +78,7 @@ def import_cdnow_command(
     from engine.importers.cdnow import import_cdnow
 
     async def go() -> None:
-        async with _store(Settings()) as store:
+        async with open_store(Settings()) as store:
             report = await import_cdnow(store, path)
         typer.echo(
             f"customers: {report.profiles}, purchases: {report.events}, "
@@ -109,7 +97,7 @@ def import_events_command(
     from engine.importers.events_jsonl import import_events
 
     async def go() -> None:
-        async with _store(Settings()) as store:
+        async with open_store(Settings()) as store:
             report = await import_events(store, path)
         typer.echo(f"events: {report.lines}, new: {report.new}, duplicates: {report.duplicates}")
 
@@ -130,7 +118,7 @@ def preview_command(
         segment = find_segment(settings.journeys_dir, segment_id)
         rules = load_rules(settings.journeys_dir)
         now = evaluation_time(today)
-        async with _store(settings) as store:
+        async with open_store(settings) as store:
             preview = await preview_segment(store, segment, now, rules=rules, sample=sample)
         typer.echo(f"{segment.id} ({segment.name}) as of {now.isoformat()}: {preview.count}")
         for profile_id in preview.sample:

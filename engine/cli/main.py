@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from engine.cli import authoring, connectors_cmd, data_cmd
+from engine.cli.stores import open_store
 from engine.dsl.errors import DslError
 from engine.settings import Settings
 from engine.stack import StackError, StackPorts
@@ -51,19 +52,6 @@ def _run(coro: Awaitable[T]) -> T:
 
 def _say(line: str) -> None:
     typer.echo(line)
-
-
-@asynccontextmanager
-async def _store(settings: Settings) -> AsyncIterator[Any]:
-    from engine.store import Store
-
-    settings.home.mkdir(parents=True, exist_ok=True)
-    store = Store.from_url(settings.resolved_database_url())
-    try:
-        await store.migrate()
-        yield store
-    finally:
-        await store.aclose()
 
 
 @app.command()
@@ -149,7 +137,7 @@ def migrate() -> None:
     """Create or upgrade the database schema (JOURNEY_DATABASE_URL)."""
 
     async def go() -> None:
-        async with _store(Settings()):
+        async with open_store(Settings()):
             typer.echo("database is up to date")
 
     _run(go())
@@ -166,7 +154,7 @@ def deploy(paths: Annotated[list[Path], typer.Argument(help="journey YAML files"
         journeys, others = journey_files(paths)
         for path, kind in others:
             typer.echo(f"skipped: {path} (a {kind} file, not a journey)")
-        async with _store(settings) as store:
+        async with open_store(settings) as store:
             for path in journeys:
                 version, created = await deploy_file(store, path, datetime.now(UTC))
                 state = "deployed" if created else "unchanged"
@@ -208,7 +196,7 @@ async def _enroller(settings: Settings) -> AsyncIterator[tuple[Any, Any, Any]]:
     from engine.events import EventRouter
     from engine.temporal import connect
 
-    async with _store(settings) as store:
+    async with open_store(settings) as store:
         client = await connect(settings.temporal_address, settings.temporal_namespace)
         enroller = Enroller(store, client, settings.task_queue, time_scale=settings.time_scale)
         yield store, enroller, EventRouter(store, client, enroller)
@@ -288,7 +276,7 @@ def why(
     from engine.why import why as explain_sends
 
     async def go() -> None:
-        async with _store(Settings()) as store:
+        async with open_store(Settings()) as store:
             lines = await explain_sends(store, profile_id, journey)
         for line in lines or [f"no send attempts recorded for {profile_id}"]:
             typer.echo(line)
@@ -305,7 +293,7 @@ def report(
     from engine.report import format_funnel, funnel
 
     async def go() -> None:
-        async with _store(Settings()) as store:
+        async with open_store(Settings()) as store:
             for version in await store.latest_versions():
                 if journey_ids and version.journey_id not in journey_ids:
                     continue
