@@ -6,7 +6,7 @@ row, and a send whose row already says ``sent`` is never handed to a connector a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,12 +23,13 @@ from connectors.base import (
     RetryableSendError,
 )
 from connectors.registry import ConnectorRegistry
+from engine.activities.batching import Coalescer
 from engine.caps.checker import CapChecker, CapRequest, CapStoreUnavailable
 from engine.conditions.branch import first_match
 from engine.conditions.errors import UnknownTier
 from engine.domain import Delivery, DeliveryStatus, JourneyVersion, Profile
 from engine.dsl.tiers import Tiers
-from engine.store import EnrollmentNotFound, ProfileNotFound, Store
+from engine.store import EnrollmentNotFound, ProfileNotFound, SendFacts, SendLookup, Store
 from engine.templates import TemplateError, render_message
 from engine.workflow.messages import (
     BranchInput,
@@ -82,6 +83,13 @@ class JourneyActivities:
         self._unsubscribe_link = unsubscribe_link
         self._tiers = tiers
         self._versions: dict[tuple[str, int], JourneyVersion] = {}
+        # Concurrent sends share their reads and their delivery-log commits.
+        self._facts = Coalescer[SendLookup, SendFacts](self._read_facts)
+        self._deliveries = Coalescer[Delivery, Delivery](store.record_deliveries)
+
+    async def _read_facts(self, lookups: Sequence[SendLookup]) -> list[SendFacts]:
+        facts = await self._store.send_facts(lookups)
+        return [facts[lookup] for lookup in lookups]
 
     def all(self) -> list[Callable[..., Any]]:
         """The activity callables to register on a worker."""
@@ -103,23 +111,21 @@ class JourneyActivities:
             step=input.step_id,
             send_key=input.send_key,
         )
-        stored = await self._store.get_delivery(input.send_key)
+        facts = await self._facts(SendLookup(input.send_key, input.profile_id, input.channel))
+        stored = facts.delivery
         if stored is not None and stored.status in ("sent", "failed", "suppressed", "expired"):
             return SendResult(
                 status=stored.status,
                 reason=stored.reason,
                 provider_message_id=stored.provider_message_id,
             )
-        profile = await self._store.get_profile(input.profile_id)
+        profile = facts.profile
         if profile is None:
             return await self._record(input, "suppressed", "profile_missing")
         address = address_for(input.channel, profile)
         if address is None:
             return await self._record(input, "suppressed", f"no_address:{input.channel}")
-
-        if input.category == "marketing" and await self._store.is_unsubscribed(
-            input.profile_id, input.channel
-        ):
+        if input.category == "marketing" and facts.unsubscribed:
             return await self._record(input, "suppressed", f"unsubscribed:{input.channel}")
         try:
             decision = await self._caps.reserve(
@@ -232,7 +238,7 @@ class JourneyActivities:
             status=status,
             reason=reason,
         )
-        stored = await self._store.record_delivery(
+        stored = await self._deliveries(
             Delivery(
                 send_key=input.send_key,
                 journey_id=input.journey_id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from engine.store.errors import EnrollmentNotFound, ProfileNotFound, StoreError, VersionNotFound
 from engine.store.records import EnrollmentClaim, RecordedEvent
+from engine.store.sends import SendFacts, SendLookup
 from engine.store.store import Store
 
 __all__ = [
@@ -15,6 +16,8 @@ __all__ = [
     "EnrollmentNotFound",
     "ProfileNotFound",
     "RecordedEvent",
+    "SendFacts",
+    "SendLookup",
     "Store",
     "StoreError",
     "VersionNotFound",

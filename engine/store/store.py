@@ -40,12 +40,13 @@ from engine.domain import (
     SubscriptionStatus,
 )
 from engine.identity import IdentifyResult, Identity
-from engine.store import locks, oneid, records
+from engine.store import locks, oneid, records, sends
 from engine.store.columns import require_aware
 from engine.store.connect import create_engine
 from engine.store.errors import EnrollmentNotFound, ProfileNotFound, VersionNotFound
 from engine.store.filters import among
 from engine.store.migrate import upgrade
+from engine.store.sends import SendFacts, SendLookup
 from engine.store.tables import (
     PROFILE_ID_MAX,
     deliveries,
@@ -887,49 +888,27 @@ class Store:
             ).one_or_none()
         return None if row is None else records.delivery(row)
 
+    async def send_facts(self, lookups: Sequence[SendLookup]) -> dict[SendLookup, SendFacts]:
+        """What each send needs to know before it goes out (its earlier outcome, the person,
+        their consent to the channel), for a whole batch of sends in one read."""
+        async with self._engine.connect() as conn:
+            return await sends.read_facts(conn, lookups)
+
     async def record_delivery(self, delivery: Delivery) -> Delivery:
-        """Log the outcome of a send and return the row as stored.
+        """Log the outcome of a send and return the row as stored (see
+        :meth:`record_deliveries`)."""
+        return (await self.record_deliveries([delivery]))[0]
+
+    async def record_deliveries(self, batch: Sequence[Delivery]) -> list[Delivery]:
+        """Log the outcomes of several sends in one transaction, in order; the rows as stored.
 
         A new send key is inserted. An existing one gets the new status, reason, provider message
         id and detail, except that a row already ``sent`` is never changed: a retried send
         activity cannot turn a sent message into anything else.
         """
         now = self._clock()
-        stmt = self._insert(deliveries).values(
-            send_key=delivery.send_key,
-            journey_id=delivery.journey_id,
-            journey_version=delivery.journey_version,
-            profile_id=delivery.profile_id,
-            step_id=delivery.step_id,
-            channel=delivery.channel,
-            template=delivery.template,
-            category=delivery.category,
-            status=delivery.status,
-            reason=delivery.reason,
-            provider_message_id=delivery.provider_message_id,
-            detail=dict(delivery.detail),
-            created_at=require_aware(delivery.created_at),
-            updated_at=now,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[deliveries.c.send_key],
-            set_={
-                "status": stmt.excluded.status,
-                "reason": stmt.excluded.reason,
-                "provider_message_id": stmt.excluded.provider_message_id,
-                "detail": stmt.excluded.detail,
-                "updated_at": stmt.excluded.updated_at,
-            },
-            where=deliveries.c.status != "sent",
-        )
         async with self._engine.begin() as conn:
-            await conn.execute(stmt)
-            row = (
-                await conn.execute(
-                    select(deliveries).where(deliveries.c.send_key == delivery.send_key)
-                )
-            ).one()
-        return records.delivery(row)
+            return await sends.write_deliveries(conn, batch, now)
 
     async def deliveries(
         self, *, journey_id: str | None = None, profile_id: str | None = None

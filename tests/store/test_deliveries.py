@@ -4,7 +4,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from engine.domain import Delivery
-from engine.store import Store
+from engine.identity import identity
+from engine.store import SendFacts, SendLookup, Store
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -62,3 +63,49 @@ async def test_deliveries_filter_and_come_oldest_first(store: Store) -> None:
     assert await store.deliveries(profile_id="p1") == [c, a]
     assert await store.deliveries(journey_id="cart", profile_id="p1") == [a]
     assert await store.get_delivery("missing") is None
+
+
+async def test_a_batch_is_written_in_order_as_if_one_call_after_another(store: Store) -> None:
+    sent = _delivery("k-sent")
+    await store.record_delivery(sent)
+    deferred = _delivery("k1", status="deferred", reason="quiet_hours", provider_message_id=None)
+    then_sent = _delivery("k1", created_at=T0 + timedelta(hours=1), detail={"attempt": 2})
+    fresh = [_delivery(f"n{i}", profile_id=f"p{i}") for i in range(1200)]  # more than a chunk
+
+    stored = await store.record_deliveries(
+        [deferred, _delivery("k-sent", status="failed", reason="x"), then_sent, *fresh]
+    )
+
+    # Each caller gets the row as its own write left it; the sent row stays sent.
+    assert stored[:3] == [deferred, sent, replace(then_sent, created_at=T0)]
+    assert stored[3:] == fresh
+    assert await store.get_delivery("k1") == replace(then_sent, created_at=T0)
+    assert await store.get_delivery("k-sent") == sent
+    assert len(await store.deliveries()) == 2 + len(fresh)
+
+
+async def test_send_facts_read_a_batch_through_merges_and_consent(store: Store) -> None:
+    app = await store.identify([identity("email", "a@example.com")], at=T0)
+    shop = await store.identify(
+        [identity("phone", "13800138000")], attributes={"phone": "13800138000"}, at=T0
+    )
+    await store.set_subscription(shop.profile_id, "sms", "unsubscribed", "api", T0)
+    merged = await store.identify(
+        [identity("email", "a@example.com"), identity("phone", "13800138000")], at=T0
+    )
+    assert merged.merged == (shop.profile_id,)
+    await store.record_delivery(_delivery("done", profile_id=app.profile_id))
+
+    asks = [
+        SendLookup("done", app.profile_id, "wecom"),
+        SendLookup("new-sms", shop.profile_id, "sms"),  # merged id, consent moved with it
+        SendLookup("new-email", shop.profile_id, "email"),
+        SendLookup("nobody", "no-such-person", "sms"),
+    ]
+    facts = await store.send_facts(asks)
+
+    survivor = await store.get_profile(app.profile_id)
+    assert facts[asks[0]] == SendFacts(_delivery("done", profile_id=app.profile_id), survivor, False)
+    assert facts[asks[1]] == SendFacts(None, survivor, True)
+    assert facts[asks[2]] == SendFacts(None, survivor, False)
+    assert facts[asks[3]] == SendFacts(None, None, False)

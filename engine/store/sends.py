@@ -1,0 +1,168 @@
+"""The send path's reads and writes, batched: what a send needs to know, and its delivery row.
+
+A worker runs many send activities at once; each needs the same three facts (has this send key
+been decided, who is the person, did they unsubscribe from the channel) and ends with one delivery
+row. Asked one by one, that is four round trips and a commit per send. Here a batch of sends costs
+four queries on one connection to read and one transaction to write, whatever its size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from engine.domain import Delivery, Profile
+from engine.store import oneid, records
+from engine.store.columns import require_aware
+from engine.store.filters import among
+from engine.store.tables import deliveries, profiles, subscriptions
+
+CHUNK = 500
+"""Ids per statement: below SQLite's bind-parameter limit with room to spare."""
+
+
+@dataclass(frozen=True)
+class SendLookup:
+    send_key: str
+    profile_id: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class SendFacts:
+    delivery: Delivery | None
+    """The send key's row if it was decided before (a retried activity)."""
+    profile: Profile | None
+    """The person (the survivor's profile if the id was merged), or None if unknown."""
+    unsubscribed: bool
+    """The person unsubscribed from the lookup's channel."""
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+async def read_facts(
+    conn: AsyncConnection, lookups: Sequence[SendLookup]
+) -> dict[SendLookup, SendFacts]:
+    """The facts of each lookup, in four queries per chunk of ids."""
+    dialect = conn.dialect.name
+    keys = list(dict.fromkeys(lookup.send_key for lookup in lookups))
+    asked = list(dict.fromkeys(lookup.profile_id for lookup in lookups))
+    decided: dict[str, Delivery] = {}
+    for chunk in _chunks(keys):
+        rows = await conn.execute(
+            select(deliveries).where(among(deliveries.c.send_key, chunk, dialect))
+        )
+        decided.update({row.send_key: records.delivery(row) for row in rows})
+    merged = await oneid.resolve(conn, asked)
+    survivors = list(dict.fromkeys(merged.get(pid, pid) for pid in asked))
+    people: dict[str, Profile] = {}
+    opted_out: set[tuple[str, str]] = set()
+    for chunk in _chunks(survivors):
+        rows = await conn.execute(select(profiles).where(among(profiles.c.id, chunk, dialect)))
+        people.update({row.id: records.profile(row) for row in rows})
+        rows = await conn.execute(
+            select(subscriptions.c.profile_id, subscriptions.c.channel).where(
+                and_(
+                    among(subscriptions.c.profile_id, chunk, dialect),
+                    subscriptions.c.status == "unsubscribed",
+                )
+            )
+        )
+        opted_out.update((row.profile_id, row.channel) for row in rows)
+    facts: dict[SendLookup, SendFacts] = {}
+    for lookup in lookups:
+        survivor = merged.get(lookup.profile_id, lookup.profile_id)
+        facts[lookup] = SendFacts(
+            delivery=decided.get(lookup.send_key),
+            profile=people.get(survivor),
+            unsubscribed=(survivor, lookup.channel) in opted_out,
+        )
+    return facts
+
+
+async def write_deliveries(
+    conn: AsyncConnection, batch: Sequence[Delivery], now: datetime
+) -> list[Delivery]:
+    """Upsert each delivery in order, inside the caller's transaction; the rows as stored.
+
+    A new send key is inserted. An existing one gets the new status, reason, provider message id
+    and detail, except that a row already ``sent`` is never changed: a retried send activity cannot
+    turn a sent message into anything else. A send key twice in one batch is written twice, in
+    order, as if the calls had come one after the other.
+    """
+    statement = _upsert(conn.dialect.name).returning(*deliveries.c)
+    results: list[Delivery | None] = []
+    for values in _rounds([_row(delivery, now) for delivery in batch]):
+        # Rows a conflict left alone (already sent) return nothing; they are read below.
+        written = await conn.execute(statement, values)
+        stored = {row.send_key: records.delivery(row) for row in written}
+        results.extend(stored.get(value["send_key"]) for value in values)
+    kept = list(dict.fromkeys(d.send_key for d, r in zip(batch, results, strict=True) if r is None))
+    unchanged: dict[str, Delivery] = {}
+    for chunk in _chunks(kept):
+        found = await conn.execute(
+            select(deliveries).where(among(deliveries.c.send_key, chunk, conn.dialect.name))
+        )
+        unchanged.update({row.send_key: records.delivery(row) for row in found})
+    return [
+        result if result is not None else unchanged[delivery.send_key]
+        for delivery, result in zip(batch, results, strict=True)
+    ]
+
+
+def _rounds(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive runs of rows with distinct send keys (one statement may touch a row once)."""
+    current: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for row in rows:
+        if row["send_key"] in seen or len(current) == CHUNK:
+            yield current
+            current, seen = [], set()
+        current.append(row)
+        seen.add(row["send_key"])
+    if current:
+        yield current
+
+
+def _row(delivery: Delivery, now: datetime) -> dict[str, Any]:
+    return {
+        "send_key": delivery.send_key,
+        "journey_id": delivery.journey_id,
+        "journey_version": delivery.journey_version,
+        "profile_id": delivery.profile_id,
+        "step_id": delivery.step_id,
+        "channel": delivery.channel,
+        "template": delivery.template,
+        "category": delivery.category,
+        "status": delivery.status,
+        "reason": delivery.reason,
+        "provider_message_id": delivery.provider_message_id,
+        "detail": dict(delivery.detail),
+        "created_at": require_aware(delivery.created_at),
+        "updated_at": now,
+    }
+
+
+def _upsert(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(deliveries)
+    return statement.on_conflict_do_update(
+        index_elements=[deliveries.c.send_key],
+        set_={
+            "status": statement.excluded.status,
+            "reason": statement.excluded.reason,
+            "provider_message_id": statement.excluded.provider_message_id,
+            "detail": statement.excluded.detail,
+            "updated_at": statement.excluded.updated_at,
+        },
+        where=deliveries.c.status != "sent",
+    )
