@@ -102,12 +102,16 @@ class OutboundMessage:
     """Rendered fields, e.g. ``text``, ``subject``, ``html``, ``title``, ``body``."""
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Context for the provider and for logs: ``journey_id``, ``step_id``, ``profile_id``..."""
+    options: Mapping[str, str] = field(default_factory=dict)
+    """Settings the journey's send step gives its connector, overriding the connector's own
+    (``webhook_url``, ``webhook_secret_env``); empty for most steps."""
 
     def __post_init__(self) -> None:
         if not self.send_key:
             raise ValueError("send_key must not be empty")
         object.__setattr__(self, "content", _frozen(self.content))
         object.__setattr__(self, "metadata", _frozen(self.metadata))
+        object.__setattr__(self, "options", _frozen(self.options))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,10 @@ Headers:
 - ``X-Journey-Timestamp: <unix seconds>``
 - ``X-Journey-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>``
 
+A journey's send step may name its own target (``webhook: {url, secret_env}``), which reaches the
+connector as the message's ``webhook_url`` / ``webhook_secret_env`` options; ``JOURNEY_WEBHOOK_URL``
+and ``JOURNEY_WEBHOOK_SECRET`` are the defaults.
+
 A receiver checks the signature over the raw body bytes with :func:`verify_signature`, which also
 rejects timestamps outside a tolerance (replays). A 2xx response whose JSON has an ``id`` gives
 the receipt's provider id; any other status is mapped by :func:`connectors.base.raise_for_response`.
@@ -21,8 +25,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +38,7 @@ from connectors.base import (
     ConnectorConfigError,
     DeliveryReceipt,
     OutboundMessage,
+    PermanentSendError,
     classify_transport_error,
     raise_for_response,
 )
@@ -110,6 +116,7 @@ class WebhookConnector:
         self._clock = clock
 
     async def send(self, message: OutboundMessage) -> DeliveryReceipt:
+        url, secret = self._target(message.options)
         body = json.dumps(
             {
                 "send_key": message.send_key,
@@ -125,12 +132,12 @@ class WebhookConnector:
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(self._secret, timestamp, body),
+            SIGNATURE_HEADER: sign(secret, timestamp, body),
             IDEMPOTENCY_HEADER: message.send_key,
         }
         try:
             response = await self._client.post(
-                self._url, content=body, headers=headers, timeout=self._timeout
+                url, content=body, headers=headers, timeout=self._timeout
             )
         except httpx.HTTPError as exc:
             raise classify_transport_error(exc) from exc
@@ -145,6 +152,24 @@ class WebhookConnector:
             provider_message_id=provider_id,
         )
         return DeliveryReceipt(provider_message_id=provider_id, accepted_at=datetime.now(UTC))
+
+    def _target(self, options: Mapping[str, str]) -> tuple[httpx.URL, bytes]:
+        """This message's URL and secret: the send step's ``webhook`` target, else the defaults.
+
+        The journey language checked the step's URL; a secret variable the worker does not have
+        is a permanent failure naming the variable (a retry would not find it either).
+        """
+        url = httpx.URL(options["webhook_url"]) if "webhook_url" in options else self._url
+        env = options.get("webhook_secret_env")
+        if env is None:
+            return url, self._secret
+        secret = os.environ.get(env, "")
+        if not secret:
+            raise PermanentSendError(
+                f"the send step's webhook secret variable {env} is not set on this worker",
+                code=f"secret_env_missing:{env}",
+            )
+        return url, secret.encode("utf-8")
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client is injected and owned by the caller."""

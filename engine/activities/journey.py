@@ -58,6 +58,16 @@ ADDRESS_ATTRIBUTES = {
 """Where a channel finds the person's address; other channels address the profile id."""
 
 
+def _options(input: SendInput) -> dict[str, str]:
+    """The send step's settings for its connector."""
+    if input.webhook is None:
+        return {}
+    options = {"webhook_url": input.webhook.url}
+    if input.webhook.secret_env is not None:
+        options["webhook_secret_env"] = input.webhook.secret_env
+    return options
+
+
 def address_for(channel: str, profile: Profile) -> str | None:
     attribute = ADDRESS_ATTRIBUTES.get(channel)
     if attribute is None:
@@ -182,6 +192,7 @@ class JourneyActivities:
             to=address,
             content=content,
             metadata=self._metadata(input),
+            options=_options(input),
         )
         try:
             receipt = await connector.send(message)

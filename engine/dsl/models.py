@@ -17,7 +17,14 @@ from typing import Annotated, Any, Literal
 # Imported here, not in the validator: a journey is validated inside the workflow sandbox too,
 # where a first import of croniter would be refused.
 from croniter import croniter
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from engine.dsl.base import AttributeName, Slug, Strict
 from engine.dsl.conditions import Condition, Scalar
@@ -228,13 +235,56 @@ class SplitStep(StepBase):
     split: list[Variant] = Field(min_length=2)
 
 
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+class WebhookTarget(Strict):
+    """Where one send step's webhook goes, instead of the connector's ``JOURNEY_WEBHOOK_URL``.
+
+    A secret never lives in a journey file: ``secret_env`` names the environment variable of the
+    worker that holds it (default: ``JOURNEY_WEBHOOK_SECRET``).
+    """
+
+    url: str = Field(description="absolute http(s) URL the signed JSON is POSTed to")
+    secret_env: str | None = Field(
+        None, description="environment variable holding the HMAC secret, e.g. CRM_WEBHOOK_SECRET"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_http(cls, value: str) -> str:
+        scheme, _, rest = value.partition("://")
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        if scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in value):
+            raise ValueError(f"expected an absolute http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                f"expected an environment variable name such as CRM_WEBHOOK_SECRET, got {value!r}"
+            )
+        return value
+
+
 class Send(Strict):
     channel: Slug
     template: Slug
     category: Literal["marketing", "transactional"] = "marketing"
+    webhook: WebhookTarget | None = None
+    """This step's webhook target (``channel: webhook`` only)."""
     next: Slug | None = None
     on_suppressed: Slug | None = None
     on_failure: Slug | None = None
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_channel(cls, value: WebhookTarget | None, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("channel") != "webhook":
+            raise ValueError("a webhook target belongs to a step with channel: webhook")
+        return value
 
 
 class SendStep(StepBase):

@@ -241,6 +241,7 @@ class JourneyWorkflow:
                     tags=self._journey.tags,
                     first_attempt_at=first_attempt_at,
                     defer_allowed=send.on_suppressed is None,
+                    webhook=send.webhook,
                 ),
                 result_type=SendResult,
                 start_to_close_timeout=_SEND_TIMEOUT,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.domain import Category, EnrollmentStatus
 from engine.dsl.conditions import Condition
-from engine.dsl.models import Cap, Journey, Update
+from engine.dsl.models import Cap, Journey, Update, WebhookTarget
 
 SendStatus = Literal["sent", "suppressed", "deferred", "failed", "expired", "arbitrating"]
 """The delivery statuses, plus ``arbitrating``: wait until ``retry_at`` and ask again."""
@@ -82,6 +82,8 @@ class SendInput(Message):
     first_attempt_at: datetime | None = None
     defer_allowed: bool = True
     """False when the step names ``on_suppressed``: a refusal takes that path at once."""
+    webhook: WebhookTarget | None = None
+    """The step's own webhook target, if it names one."""
 
 
 class SendResult(Message):

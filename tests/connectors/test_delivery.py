@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from provider_stub import Provider
 from providers import (
     ALIYUN_KEY_ID,
     ALIYUN_SECRET,
@@ -40,6 +41,7 @@ async def harness(
     tmp_path: Path,
     providers: Providers,
     providers_url: str,
+    refused_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Harness]:
     for name, value in {
@@ -54,12 +56,21 @@ async def harness(
         "JOURNEY_WECOM_CORP_ID": CORP_ID,
         "JOURNEY_WECOM_SECRET": CORP_SECRET,
         "JOURNEY_WECOM_SENDER": "zhangsan",
+        "JOURNEY_WEBHOOK_URL": refused_url,  # the default target; steps below name their own
+        "JOURNEY_WEBHOOK_SECRET": "the-default-secret",
     }.items():
         monkeypatch.setenv(name, value)
     store = await sqlite_store(tmp_path)
     async with httpx.AsyncClient() as http:
         registry = ConnectorRegistry.from_settings(
-            ConnectorSettings(channels={"email": "email_http", "sms": "sms", "wecom": "wecom"}),
+            ConnectorSettings(
+                channels={
+                    "email": "email_http",
+                    "sms": "sms",
+                    "wecom": "wecom",
+                    "webhook": "webhook",
+                }
+            ),
             http,
         )
         assert registry.check() == []
@@ -121,6 +132,46 @@ async def test_a_400_takes_on_failure_without_a_retry(
     by_step = {d.step_id: d for d in await harness.store.deliveries(journey_id=spec["id"])}
     assert (by_step["mail"].status, by_step["mail"].reason) == ("failed", "provider:http_400")
     assert by_step["sms"].status == "sent"
+
+
+async def test_each_webhook_step_posts_to_its_own_target(
+    harness: Harness,
+    time_skipping_env: WorkflowEnvironment,
+    provider: Provider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CRM_WEBHOOK_SECRET", provider.secret)
+    crm = {"url": provider.base_url + "/ok", "secret_env": "CRM_WEBHOOK_SECRET"}
+    spec = journey(
+        [
+            {"id": "crm", "send": {"channel": "webhook", "template": "hello", "webhook": crm}},
+            {
+                "id": "unset",  # the worker lacks the named secret: on_failure, no retry
+                "send": {
+                    "channel": "webhook",
+                    "template": "hello",
+                    "webhook": {"url": provider.base_url + "/ok", "secret_env": "NOT_ON_WORKER"},
+                    "on_failure": "done",
+                },
+            },
+            {"id": "done", "exit": {}},
+        ]
+    )
+
+    (result,) = (await run(harness, time_skipping_env, spec, [person("p1")])).values()
+
+    assert result.path == ["crm", "unset", "done"]
+    (request,) = provider.requests
+    assert request.signature_valid and request.path == "/ok"
+    assert request.json()["metadata"]["step_id"] == "crm"
+    assert request.json()["content"] == {"text": "小明，你好"}
+    by_step = {d.step_id: d for d in await harness.store.deliveries(journey_id=spec["id"])}
+    assert by_step["crm"].status == "sent"
+    assert by_step["crm"].provider_message_id == "prov-1"
+    assert (by_step["unset"].status, by_step["unset"].reason) == (
+        "failed",
+        "provider:secret_env_missing:NOT_ON_WORKER",
+    )
 
 
 async def test_logs_never_carry_an_address_or_a_token(

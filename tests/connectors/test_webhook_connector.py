@@ -88,6 +88,50 @@ async def test_without_an_id_in_the_response_the_receipt_id_derives_from_the_sen
     assert other.provider_message_id != expected
 
 
+async def test_a_send_step_target_overrides_the_default_url_and_secret(
+    provider: Provider,
+    http_client: httpx.AsyncClient,
+    refused_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CRM_WEBHOOK_SECRET", provider.secret)
+    hook = WebhookConnector(refused_url, "the-default-secret", http_client)
+    step = OutboundMessage(
+        send_key="crm:p1:tell_crm",
+        channel="webhook",
+        to="p1",
+        content={"text": "hot lead"},
+        options={
+            "webhook_url": provider.base_url + "/ok",
+            "webhook_secret_env": "CRM_WEBHOOK_SECRET",
+        },
+    )
+
+    await hook.send(step)
+
+    (request,) = provider.requests
+    assert request.path == "/ok"
+    assert request.signature_valid  # signed with the step's secret, not the default
+
+
+async def test_a_step_secret_variable_the_worker_lacks_fails_permanently_by_name(
+    provider: Provider, http_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CRM_WEBHOOK_SECRET", raising=False)
+    hook = connector(provider, http_client)
+    step = OutboundMessage(
+        send_key="k",
+        channel="webhook",
+        to="p1",
+        content={},
+        options={"webhook_secret_env": "CRM_WEBHOOK_SECRET"},
+    )
+    with pytest.raises(PermanentSendError) as info:
+        await hook.send(step)
+    assert info.value.code == "secret_env_missing:CRM_WEBHOOK_SECRET"
+    assert provider.requests == []
+
+
 async def test_500_is_retryable(provider: Provider, http_client: httpx.AsyncClient) -> None:
     with pytest.raises(RetryableSendError) as info:
         await connector(provider, http_client, "/status/500").send(message())

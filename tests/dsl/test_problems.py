@@ -343,3 +343,29 @@ def test_empty_and_non_mapping_files(tmp_path: Path) -> None:
     with pytest.raises(DslError) as caught:
         load_journey(empty)
     assert caught.value.problems[0].message == "expected a mapping (key: value), got nothing"
+
+
+def test_a_webhook_target_is_checked_where_it_is_written() -> None:
+    problems = journey_problems(
+        HEAD
+        + """\
+  - id: crm
+    send:
+      channel: webhook
+      template: lead
+      webhook: {url: "crm.example.com/hook", secret_env: crm-secret}
+  - id: sms
+    send:
+      channel: sms
+      template: lead
+      webhook: {url: "https://crm.example.com/hook"}
+"""
+    )
+    assert [(p.line, p.column, p.where) for p in problems] == [
+        (9, 22, "steps[0](id=crm).send.webhook.url"),
+        (9, 58, "steps[0](id=crm).send.webhook.secret_env"),
+        (14, 16, "steps[1](id=sms).send.webhook"),
+    ]
+    assert "absolute http(s) URL" in problems[0].message
+    assert "environment variable name" in problems[1].message
+    assert "channel: webhook" in problems[2].message

@@ -87,11 +87,14 @@ async def test_a_batch_is_written_in_order_as_if_one_call_after_another(store: S
 async def test_send_facts_read_a_batch_through_merges_and_consent(store: Store) -> None:
     app = await store.identify([identity("email", "a@example.com")], at=T0)
     shop = await store.identify(
-        [identity("phone", "13800138000")], attributes={"phone": "13800138000"}, at=T0
+        [identity("phone", "13800138000")],
+        attributes={"phone": "13800138000"},
+        at=T0 + timedelta(minutes=1),  # younger, so merged into the app profile
     )
     await store.set_subscription(shop.profile_id, "sms", "unsubscribed", "api", T0)
     merged = await store.identify(
-        [identity("email", "a@example.com"), identity("phone", "13800138000")], at=T0
+        [identity("email", "a@example.com"), identity("phone", "13800138000")],
+        at=T0 + timedelta(minutes=2),
     )
     assert merged.merged == (shop.profile_id,)
     await store.record_delivery(_delivery("done", profile_id=app.profile_id))
@@ -105,7 +108,8 @@ async def test_send_facts_read_a_batch_through_merges_and_consent(store: Store) 
     facts = await store.send_facts(asks)
 
     survivor = await store.get_profile(app.profile_id)
-    assert facts[asks[0]] == SendFacts(_delivery("done", profile_id=app.profile_id), survivor, False)
+    done = _delivery("done", profile_id=app.profile_id)
+    assert facts[asks[0]] == SendFacts(done, survivor, False)
     assert facts[asks[1]] == SendFacts(None, survivor, True)
     assert facts[asks[2]] == SendFacts(None, survivor, False)
     assert facts[asks[3]] == SendFacts(None, None, False)
