@@ -2,12 +2,13 @@
 
 Both sides use the console connector writing JSON lines to a file. "Direct" calls
 ``connector.send`` with ready-made messages; "activity" runs ``JourneyActivities.send`` (in
-Temporal's activity environment, without a server): delivery lookup, profile read, subscription
-check, cap reservation (allow-all), template render, connector, delivery log in SQLite. The ratio
+Temporal's activity environment, without a server): the send's facts (earlier outcome, profile,
+consent) in one read shared with the sends running at the same time, cap reservation (allow-all),
+template render, connector, the delivery row in a commit shared the same way (SQLite). The ratio
 is what the send path costs on top of the provider call; rounds alternate so machine noise hits
 both. A breakdown then says where an activity's time goes (each store call, the render, the
-connector), measured on the same run. Logs are filtered to warnings: the terminal is not what is
-measured.
+connector), one send at a time (batches of one), measured on the same run. Logs are filtered to
+warnings: the terminal is not what is measured.
 
     python -m bench.connectors [--sends 2000] [--concurrency 50] [--rounds 3]
 """

@@ -58,6 +58,16 @@ ADDRESS_ATTRIBUTES = {
 """Where a channel finds the person's address; other channels address the profile id."""
 
 
+def _logger(input: SendInput) -> Any:
+    """The send's logger, bound to its context; made only when there is something to say."""
+    return log.bind(
+        journey_id=input.journey_id,
+        profile_id=input.profile_id,
+        step=input.step_id,
+        send_key=input.send_key,
+    )
+
+
 def _options(input: SendInput) -> dict[str, str]:
     """The send step's settings for its connector."""
     if input.webhook is None:
@@ -115,12 +125,6 @@ class JourneyActivities:
     @activity.defn(name="send")
     async def send(self, input: SendInput) -> SendResult:
         """Caps, render, connector, delivery log — one activity per send attempt."""
-        bound = log.bind(
-            journey_id=input.journey_id,
-            profile_id=input.profile_id,
-            step=input.step_id,
-            send_key=input.send_key,
-        )
         facts = await self._facts(SendLookup(input.send_key, input.profile_id, input.channel))
         stored = facts.delivery
         if stored is not None and stored.status in ("sent", "failed", "suppressed", "expired"):
@@ -156,7 +160,7 @@ class JourneyActivities:
             )
         except CapStoreUnavailable as exc:
             # Fail closed: Temporal retries with backoff; nothing leaves unchecked.
-            bound.warning("cap_store_unavailable", error=str(exc))
+            _logger(input).warning("cap_store_unavailable", error=str(exc))
             raise ApplicationError(str(exc), type="CapStoreUnavailable") from exc
         if not decision.allowed:
             if decision.action == "arbitrate":
@@ -177,14 +181,14 @@ class JourneyActivities:
             )
         except TemplateError as exc:
             await self._caps.release(input.send_key, input.profile_id)
-            bound.warning("template_failed", template=input.template, error=str(exc))
+            _logger(input).warning("template_failed", template=input.template, error=str(exc))
             return await self._record(input, "failed", f"template:{input.template}: {exc}")
 
         try:
             connector = self._connectors.for_channel(input.channel)
         except ConnectorConfigError as exc:
             await self._caps.release(input.send_key, input.profile_id)
-            bound.error("channel_not_configured", channel=input.channel, error=str(exc))
+            _logger(input).error("channel_not_configured", channel=input.channel, error=str(exc))
             return await self._record(input, "failed", f"channel_not_configured:{input.channel}")
         message = OutboundMessage(
             send_key=input.send_key,
@@ -198,7 +202,7 @@ class JourneyActivities:
             receipt = await connector.send(message)
         except RetryableSendError as exc:
             # Keep the reservation: the retry uses the same send key and must not count twice.
-            bound.warning("send_retry", channel=input.channel, code=exc.code)
+            _logger(input).warning("send_retry", channel=input.channel, code=exc.code)
             raise ApplicationError(
                 f"{input.channel} is temporarily unavailable: {exc}",
                 type="RetryableSendError",
@@ -208,11 +212,11 @@ class JourneyActivities:
             ) from exc
         except PermanentSendError as exc:
             await self._caps.release(input.send_key, input.profile_id)
-            bound.warning("send_failed", channel=input.channel, code=exc.code)
+            _logger(input).warning("send_failed", channel=input.channel, code=exc.code)
             return await self._record(input, "failed", f"provider:{exc.code or 'refused'}")
         except ConnectorError as exc:
             # Neither retryable nor permanent by its own account: retry, the safer side.
-            bound.warning("send_retry", channel=input.channel, error=type(exc).__name__)
+            _logger(input).warning("send_retry", channel=input.channel, error=type(exc).__name__)
             raise ApplicationError(str(exc), type=type(exc).__name__) from exc
         return await self._record(
             input, "sent", None, provider_message_id=receipt.provider_message_id

@@ -8,6 +8,7 @@ four queries on one connection to read and one transaction to write, whatever it
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,7 +100,7 @@ async def write_deliveries(
     turn a sent message into anything else. A send key twice in one batch is written twice, in
     order, as if the calls had come one after the other.
     """
-    statement = _upsert(conn.dialect.name).returning(*deliveries.c)
+    statement = _upsert(conn.dialect.name)
     results: list[Delivery | None] = []
     for values in _rounds([_row(delivery, now) for delivery in batch]):
         # Rows a conflict left alone (already sent) return nothing; they are read below.
@@ -152,7 +153,10 @@ def _row(delivery: Delivery, now: datetime) -> dict[str, Any]:
     }
 
 
+@functools.cache
 def _upsert(dialect: str) -> Any:
+    """The delivery upsert with RETURNING, built once per dialect (building it costs more than
+    running it for a small batch)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(deliveries)
     return statement.on_conflict_do_update(
@@ -165,4 +169,4 @@ def _upsert(dialect: str) -> Any:
             "updated_at": statement.excluded.updated_at,
         },
         where=deliveries.c.status != "sent",
-    )
+    ).returning(*deliveries.c)
