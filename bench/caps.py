@@ -29,14 +29,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
 from engine.caps import scripts
 from engine.caps.checker import CapRequest
-from engine.caps.redis_caps import STRAGGLE, RedisCapService, person_key
-from engine.caps.rules import applicable_rules, longest, window_start
+from engine.caps.redis_caps import RedisCapService, person_key
 from engine.dsl.models import Cap
 from engine.dsl.policy import Policy
 from engine.servers import find_binary, free_port, port_taken
@@ -80,34 +78,17 @@ class Sends:
             tags=("promotion",),
         )
 
-    def calls(self) -> Iterator[Call]:
+    def calls(self, caps: RedisCapService) -> Iterator[Call]:
         while True:
-            yield script_call(self.request())
+            yield script_call(caps, self.request())
 
 
-def script_call(request: CapRequest) -> Call:
-    """The keys and arguments `RedisCapService.reserve` sends for ``request``."""
-    zone = ZoneInfo(request.timezone)
-    rules = applicable_rules(
-        POLICY, request.channel, request.tags, request.journey_id, request.journey_caps
-    )
-    span = longest(rules)
-    args: list[Any] = [
-        request.send_key,
-        _ms(request.at),
-        int((span + STRAGGLE).total_seconds() * 1000),
-        _ms(request.at - span - STRAGGLE),
-        len(rules),
-    ]
-    for rule in rules:
-        args += [rule.max, _ms(window_start(rule, request.at, zone))]
-    keys = [person_key(request.profile_id, f"r:{request.send_key}")]
-    keys += [person_key(request.profile_id, rule.counter) for rule in rules]
+def script_call(caps: RedisCapService, request: CapRequest) -> Call:
+    """The keys and arguments `RedisCapService.reserve` sends for ``request`` (its own code)."""
+    call = caps.reserve_call(request)
+    assert call is not None
+    _, keys, args = call
     return keys, args
-
-
-def _ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
 
 
 async def single(
@@ -186,7 +167,7 @@ async def check_same_call_as_the_service(
     counters (else the bench would measure some other call)."""
     request = Sends(1).request()
     request = CapRequest(**{**request.__dict__, "send_key": "bench-check", "profile_id": "check"})
-    keys, args = script_call(request)
+    keys, args = script_call(caps, request)
     await client.evalsha(sha, len(keys), *keys, *args)
     assert await client.zscore(person_key("check", "j:cart-recovery"), "bench-check") is not None
     assert (await caps.reserve(request)).allowed
@@ -229,7 +210,7 @@ async def run(client: aioredis.Redis, args: argparse.Namespace) -> None:
     await check_same_call_as_the_service(client, caps, reserve_sha)
 
     sends = Sends(args.people)
-    calls = sends.calls()
+    calls = sends.calls(caps)
     # Fill every person's counters before measuring.
     await pipelined(client, reserve_sha, calls, args.people * args.fill, args.batch, args.pipelines)
 

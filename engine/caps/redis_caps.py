@@ -13,6 +13,7 @@ with backoff; nothing is ever sent unchecked.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,12 +27,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from engine.caps import scripts
 from engine.caps.checker import CapDecision, CapRequest, CapStoreUnavailable
 from engine.caps.rules import (
+    Rule,
     applicable_rules,
     frees_at,
     longest,
     quiet_until,
     window_start,
 )
+from engine.dsl.models import Cap
 from engine.dsl.policy import Policy
 
 log = structlog.get_logger(__name__)
@@ -41,6 +44,15 @@ STRAGGLE = timedelta(days=7)
 """How far behind a person's latest reservation a check may be stamped and still see every
 touch: counters keep reservations this much longer than the longest window. Workflow times are
 nearly monotonic (deferred sends and retries lag by minutes or hours), so a week is ample."""
+
+
+REFRESH = timedelta(days=1)
+"""How often (wall clock) RESERVE refreshes a counter's expiry and trims it, rather than on
+every send: counters live up to this much longer than the longest window and STRAGGLE after
+their last reservation."""
+
+_MS = timedelta(milliseconds=1)
+_REFRESH_MS = REFRESH // _MS
 
 
 def _ms(at: datetime) -> int:
@@ -56,6 +68,63 @@ def person_key(profile_id: str, name: str) -> str:
     return f"jc:{{p:{profile_id}}}:{name}"
 
 
+_PLANS = 4096
+"""Scopes (channel, tags, journey) whose rules a service keeps worked out; past that it starts
+again (a policy has a few dozen in practice)."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every send of one scope asks of RESERVE, worked out once per scope."""
+
+    rules: tuple[Rule, ...]
+    counters: tuple[str, ...]
+    """One per rule (global rules share ``g``)."""
+    per_ms: tuple[int, ...]
+    keep_ms: int
+    """How long counters keep reservations: the longest window and STRAGGLE."""
+    calendar: bool
+
+    @classmethod
+    def of(cls, rules: list[Rule]) -> _Plan:
+        return cls(
+            rules=tuple(rules),
+            counters=tuple(rule.counter for rule in rules),
+            per_ms=tuple(rule.per // _MS for rule in rules),
+            keep_ms=(longest(rules) + STRAGGLE) // _MS,
+            calendar=any(rule.calendar for rule in rules),
+        )
+
+
+def _refusal(reply: bytes | str) -> tuple[int, int, int]:
+    """RESERVE's refusal ``r<rule> <count> <blocking_ms>``: rule number (from 1), count, and
+    the reservation time that keeps the count at the limit."""
+    text = reply.decode() if isinstance(reply, bytes) else reply
+    rule, count, blocking = text[1:].split(" ")
+    return int(rule), int(count), int(float(blocking))
+
+
+def _reserved_in(record: bytes | str) -> list[str]:
+    """The counters an allowed reservation record reserved in; none for any other record.
+
+    Records are ``a`` then ``<length>:<key>`` per counter; records of the JSON format before
+    (``{"s": "allowed", "keys": [...]}``) are read too, since they live as long as counters.
+    """
+    data = record.encode() if isinstance(record, str) else record
+    if data.startswith(b"{"):
+        decision = json.loads(data)
+        return list(decision["keys"]) if decision.get("s") == "allowed" else []
+    if not data.startswith(b"a"):
+        return []
+    keys, at = [], 1
+    while at < len(data):
+        colon = data.index(b":", at)
+        end = colon + 1 + int(data[at:colon])
+        keys.append(data[colon + 1 : end].decode())
+        at = end
+    return keys
+
+
 class RedisCapService:
     def __init__(self, redis: aioredis.Redis, policy: Policy) -> None:
         self._redis = redis
@@ -64,6 +133,7 @@ class RedisCapService:
         self._release = redis.register_script(scripts.RELEASE)
         self._claim = redis.register_script(scripts.CLAIM)
         self._resolve = redis.register_script(scripts.RESOLVE)
+        self._plans: dict[tuple[str, tuple[str, ...], str, tuple[Cap, ...]], _Plan] = {}
 
     @property
     def policy(self) -> Policy:
@@ -96,30 +166,45 @@ class RedisCapService:
             if lost is not None:
                 return lost
 
-        rules = applicable_rules(
-            self._policy, request.channel, request.tags, request.journey_id, request.journey_caps
-        )
-        if not rules:
+        call = self.reserve_call(request)
+        if call is None:
             return CapDecision(allowed=True)
-        span = longest(rules)
-        args: list[Any] = [
-            request.send_key,
-            _ms(request.at),
-            int((span + STRAGGLE).total_seconds() * 1000),
-            _ms(request.at - span - STRAGGLE),
-            len(rules),
-        ]
-        for rule in rules:
-            args += [rule.max, _ms(window_start(rule, request.at, zone))]
-        keys = [person_key(request.profile_id, f"r:{request.send_key}")]
-        keys += [person_key(request.profile_id, rule.counter) for rule in rules]
-        decision = json.loads(await self._reserve(keys=keys, args=args))
-        if decision["s"] != "refused":
+        rules, keys, args = call
+        reply = await self._reserve(keys=keys, args=args)
+        if reply == 1:
             return CapDecision(allowed=True)
-        rule = rules[int(decision["rule"]) - 1]
-        free = frees_at(rule, _from_ms(decision["blocking"]), zone)
-        detail = {"count": str(decision["count"]), "max": str(rule.max)}
+        number, count, blocking = _refusal(reply)
+        rule = rules[number - 1]
+        free = frees_at(rule, _from_ms(blocking), zone)
+        detail = {"count": str(count), "max": str(rule.max)}
         return self._refused(request, rule.label, free, detail)
+
+    def reserve_call(
+        self, request: CapRequest
+    ) -> tuple[tuple[Rule, ...], list[str], list[Any]] | None:
+        """The rules of ``request`` and the keys and arguments of its RESERVE script; None when
+        no rule applies."""
+        scope = (request.channel, request.tags, request.journey_id, request.journey_caps)
+        plan = self._plans.get(scope)
+        if plan is None:
+            if len(self._plans) >= _PLANS:
+                self._plans.clear()
+            plan = self._plans[scope] = _Plan.of(applicable_rules(self._policy, *scope))
+        if not plan.rules:
+            return None
+        at = _ms(request.at)
+        args: list[Any] = [request.send_key, at, plan.keep_ms, at - plan.keep_ms, _REFRESH_MS]
+        if plan.calendar:
+            zone = ZoneInfo(request.timezone)
+            for rule in plan.rules:
+                args += [rule.max, _ms(window_start(rule, request.at, zone))]
+        else:
+            for rule, per in zip(plan.rules, plan.per_ms, strict=True):
+                args += [rule.max, at - per + 1]  # window_start of a rolling window
+        prefix = person_key(request.profile_id, "")
+        keys = [f"{prefix}r:{request.send_key}", f"{prefix}refreshed"]
+        keys += [prefix + counter for counter in plan.counters]
+        return plan.rules, keys, args
 
     def _refused(
         self, request: CapRequest, rule: str, free: datetime, detail: dict[str, str]
@@ -172,10 +257,8 @@ class RedisCapService:
         record_key = person_key(profile_id, f"r:{send_key}")
         try:
             stored = await self._redis.get(record_key)
-            if stored is None:
-                return
-            decision = json.loads(stored)
-            if decision.get("s") == "allowed":
-                await self._release(keys=[record_key, *decision["keys"]], args=[send_key])
+            counters = [] if stored is None else _reserved_in(stored)
+            if counters:
+                await self._release(keys=[record_key, *counters], args=[send_key])
         except (RedisError, OSError) as exc:
             raise CapStoreUnavailable(f"cap store unreachable: {type(exc).__name__}") from exc

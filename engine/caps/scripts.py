@@ -2,56 +2,121 @@
 
 Every key of a person carries the hash tag ``{p:<profile_id>}``, so a script only ever touches
 one Redis Cluster slot. No script reads Redis' clock: the caller passes the time.
+
+RESERVE is the hot path (every marketing send), so it does the least work it can: one MGET for
+the record and the person's refresh note, a ZCARD per counter (a range count only where the
+counter could be at its limit), a ZADD per counter and the record's SET; expiry and trimming
+happen once per refresh period (a day) per counter instead of on every send. Records are plain
+strings, not JSON. Records of the JSON version of RESERVE (before this format) are still read
+by RESERVE, RELEASE and `RedisCapService.release`: they live as long as the counters. While
+workers of both versions run side by side (a rolling upgrade), an old worker that meets a new
+record fails its activity (decode error; Temporal retries it, nothing is sent unchecked), and
+a counter that an old worker touched may expire up to the length of the overlap early, which
+the week of STRAGGLE absorbs.
 """
 
 from __future__ import annotations
 
 RESERVE = """
--- KEYS[1]: the send's reservation record; KEYS[2..]: one counter per rule (may repeat)
--- ARGV: send_key, at_ms, ttl_ms, trim_before_ms, n, then per rule: max, window_start_ms
-local stored = redis.call('GET', KEYS[1])
--- The same send key gets the same answer; a released one (its send failed) is decided afresh.
-if stored and cjson.decode(stored).s ~= 'released' then return stored end
-local n = tonumber(ARGV[5])
+-- KEYS[1]: the send's reservation record, <person prefix>r:<send_key>; KEYS[2]: the person's
+-- refresh note; KEYS[3..]: one counter per rule (may repeat), <person prefix><counter name>
+-- ARGV: send_key, at_ms, keep_ms, trim_before_ms, refresh_ms, then per rule: max,
+-- window_start_ms
+-- Reply: 1 when reserved, else the refusal 'r<rule> <count> <blocking_ms>' (rule: 1-based).
+-- Record: 'a' then each counter reserved in as '<length>:<key>'; the refusal; 'x' released.
+local call, KEYS, ARGV = redis.call, KEYS, ARGV
+local got = call('MGET', KEYS[1], KEYS[2])
+local stored, note = got[1], got[2]
+if stored then
+  local kind = string.sub(stored, 1, 1)
+  if kind == '{' then
+    -- A record of the JSON version of this script (it lives as long as the counters).
+    local old = cjson.decode(stored)
+    if old.s == 'allowed' then return 1 end
+    if old.s == 'refused' then
+      return string.format('r%d %d %.0f', old.rule, old.count, old.blocking)
+    end
+    kind = 'x'
+  end
+  -- The same send key gets the same answer; a released one (its send failed) is decided afresh.
+  if kind == 'a' then return 1 end
+  if kind == 'r' then return stored end
+end
+local n = #KEYS - 2
+local sizes = {}
 for i = 1, n do
-  local key = KEYS[1 + i]
-  local max = tonumber(ARGV[4 + 2 * i])
-  local start = ARGV[5 + 2 * i]
-  local count = redis.call('ZCOUNT', key, start, '+inf')
-  if count >= max then
-    local oldest = redis.call('ZRANGEBYSCORE', key, start, '+inf', 'WITHSCORES',
-                              'LIMIT', count - max, 1)
-    local decision = cjson.encode({s = 'refused', rule = i, count = count,
-                                   blocking = tonumber(oldest[2])})
-    redis.call('SET', KEYS[1], decision, 'PX', ARGV[3])
-    return decision
+  local key = KEYS[2 + i]
+  local size = sizes[key]
+  if not size then
+    size = call('ZCARD', key)
+    sizes[key] = size
+  end
+  local max = ARGV[4 + 2 * i] + 0
+  -- A counter holding fewer touches than the limit cannot have that many in the window:
+  -- ZCARD is O(1), a range count is not (linear in a small counter's listpack).
+  if size >= max then
+    local start = ARGV[5 + 2 * i]
+    local count = call('ZCOUNT', key, start, '+inf')
+    if count >= max then
+      local oldest = call('ZRANGEBYSCORE', key, start, '+inf', 'WITHSCORES',
+                          'LIMIT', count - max, 1)
+      local refusal = 'r' .. i .. ' ' .. count .. ' ' .. oldest[2]
+      call('SET', KEYS[1], refusal, 'PX', ARGV[3])
+      return refusal
+    end
   end
 end
-local seen, keys = {}, {}
-for i = 1, n do
-  local key = KEYS[1 + i]
-  if not seen[key] then
-    seen[key] = true
-    keys[#keys + 1] = key
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[4])
-    redis.call('ZADD', key, ARGV[2], ARGV[1])
-    redis.call('PEXPIRE', key, ARGV[3])
+-- Expiry and trimming are refreshed once per refresh_ms (wall clock), not on every send: the
+-- note (TTL refresh_ms) lists '\\n<counter name>\\n' for each counter refreshed since it was
+-- written (names are slugs: no newline), and a refreshed counter lives keep_ms + refresh_ms,
+-- so while it is listed it still has more than keep_ms to live. A missing counter (size 0:
+-- released, evicted) is refreshed whatever the note says. Trimming only frees memory:
+-- reservations older than trim_before_ms are outside every window; they stay at most
+-- refresh_ms longer.
+local record, send, at, keep = 'a', ARGV[1], ARGV[2], ARGV[3]
+local name_at = #KEYS[1] - #send - 1
+local added = ''
+for i = 3, n + 2 do
+  local key = KEYS[i]
+  local size = sizes[key]
+  if size then
+    sizes[key] = nil
+    local name = '\\n' .. string.sub(key, name_at) .. '\\n'
+    local listed = note and string.find(note, name, 1, true)
+    if size > 0 and not listed then
+      call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[4])
+    end
+    call('ZADD', key, at, send)
+    if size == 0 or not listed then
+      call('PEXPIRE', key, keep + ARGV[5])
+      if not listed then added = added .. string.sub(name, 2) end
+    end
+    record = record .. #key .. ':' .. key
   end
 end
-local decision = cjson.encode({s = 'allowed', keys = keys})
-redis.call('SET', KEYS[1], decision, 'PX', ARGV[3])
-return decision
+if added ~= '' then
+  if note then
+    call('SET', KEYS[2], note .. added, 'KEEPTTL')
+  else
+    call('SET', KEYS[2], '\\n' .. added, 'PX', ARGV[5])
+  end
+end
+call('SET', KEYS[1], record, 'PX', keep)
+return 1
 """
 
 RELEASE = """
 -- KEYS[1]: the reservation record; KEYS[2..]: the counters it reserved in. ARGV[1]: send_key
 local stored = redis.call('GET', KEYS[1])
 if not stored then return 0 end
-local decision = cjson.decode(stored)
-if decision.s ~= 'allowed' then return 0 end
+local kind = string.sub(stored, 1, 1)
+if kind == '{' then
+  if cjson.decode(stored).s ~= 'allowed' then return 0 end
+elseif kind ~= 'a' then
+  return 0
+end
 for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
-decision.s = 'released'
-redis.call('SET', KEYS[1], cjson.encode(decision), 'KEEPTTL')
+redis.call('SET', KEYS[1], 'x', 'KEEPTTL')
 return 1
 """
 
