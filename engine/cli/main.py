@@ -31,6 +31,9 @@ app = typer.Typer(
     help="Journey Engine: marketing journeys as durable Temporal workflows.",
     no_args_is_help=True,
     add_completion=False,
+    # A crash prints a plain traceback: rich's default shows every frame's locals, which leaks
+    # settings and personal data into the terminal and took minutes on a worker's large state.
+    pretty_exceptions_show_locals=False,
 )
 authoring.register(app)
 connectors_cmd.register(app)

@@ -7,7 +7,9 @@ opens a short connection or transaction of its own; nothing is held between call
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+import weakref
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -109,6 +111,9 @@ class Store:
         self._engine = engine
         self._schema = schema
         self._clock = clock
+        self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @classmethod
     def from_url(cls, url: str | URL, *, schema: str | None = None, echo: bool = False) -> Store:
@@ -143,6 +148,26 @@ class Store:
     async def aclose(self) -> None:
         """Close every pooled connection."""
         await self._engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that may write, committed when the block ends.
+
+        On SQLite this process's writers take turns here, in asyncio, before asking SQLite for
+        its write lock. Waiting for a turn costs nothing and has no deadline, so a busy event
+        loop (a writer that holds the lock but waits to be scheduled) cannot push the others past
+        SQLite's busy timeout; that timeout is left to writers in other processes.
+        """
+        if self.dialect != "sqlite":
+            async with self._engine.begin() as conn:
+                yield conn
+            return
+        loop = asyncio.get_running_loop()
+        turn = self._writers.get(loop)
+        if turn is None:
+            turn = self._writers[loop] = asyncio.Lock()
+        async with turn, self._engine.begin() as conn:
+            yield conn
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -190,7 +215,7 @@ class Store:
                 "updated_at": stmt.excluded.updated_at,
             },
         )
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             # As for events: never write a profile id that a concurrent merge moves away.
             await locks.writing(conn, "profiles")
             survivors = await oneid.resolve(conn, unique)
@@ -251,7 +276,7 @@ class Store:
 
         Raises ``ProfileNotFound`` when there is no such profile.
         """
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             # Writing the row first takes its write lock (a row lock on PostgreSQL, the database
             # write lock on SQLite) before we read it, so concurrent updates cannot lose each
             # other's changes; it is the portable form of SELECT ... FOR UPDATE.
@@ -343,7 +368,7 @@ class Store:
         when = self._clock() if at is None else require_aware(at)
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                async with self._engine.begin() as conn:
+                async with self._transaction() as conn:
                     return await oneid.identify(
                         conn,
                         wanted,
@@ -434,7 +459,7 @@ class Store:
         stmt = self._insert(events).on_conflict_do_nothing(index_elements=[events.c.event_id])
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                async with self._engine.begin() as conn:
+                async with self._transaction() as conn:
                     await locks.writing(conn, "events")
                     survivors = await oneid.resolve(conn, people)
                     stored = await _stored_events(conn, event_ids)
@@ -496,7 +521,7 @@ class Store:
         ids = list(dict.fromkeys(event_ids))
         if not ids:
             return
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             for chunk in _chunks(ids):
                 await conn.execute(
                     update(events)
@@ -568,7 +593,7 @@ class Store:
         loser, which retries)."""
         for attempt in range(1, _DEPLOY_ATTEMPTS + 1):
             try:
-                async with self._engine.begin() as conn:
+                async with self._transaction() as conn:
                     await _lock_journey(conn, journey_id)
                     existing = (
                         await conn.execute(
@@ -654,7 +679,7 @@ class Store:
     async def create_enrollment(self, enrollment: Enrollment) -> None:
         """Insert a ledger row as given, with no re-entry check (imports, tests); entering
         people goes through :meth:`claim_enrollments`."""
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             await conn.execute(enrollments.insert().values(**_enrollment_row(enrollment)))
 
     async def claim_enrollments(
@@ -680,7 +705,7 @@ class Store:
         require_aware(entered_at)
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                async with self._engine.begin() as conn:
+                async with self._transaction() as conn:
                     await locks.lock_keys(
                         conn, locks.ENROLLMENT, [f"{journey_id}\x1f{pid}" for pid in ids]
                     )
@@ -712,13 +737,13 @@ class Store:
         ids = list(dict.fromkeys(enrollment_ids))
         if not ids:
             return
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             for chunk in _chunks(ids):
                 await conn.execute(delete(enrollments).where(enrollments.c.id.in_(chunk)))
 
     async def delete_enrollment(self, enrollment_id: str) -> None:
         """Remove an enrollment (its run could not be started); no error if it is not there."""
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             await conn.execute(delete(enrollments).where(enrollments.c.id == enrollment_id))
 
     async def get_enrollment(self, enrollment_id: str) -> Enrollment | None:
@@ -764,7 +789,7 @@ class Store:
         a no-op. Raises ``EnrollmentNotFound`` for an unknown id."""
         if status == "active":
             raise ValueError("a finished enrollment cannot have status 'active'")
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             result = await conn.execute(
                 update(enrollments)
                 .where(enrollments.c.id == enrollment_id, enrollments.c.status == "active")
@@ -804,7 +829,7 @@ class Store:
             index_elements=[subscriptions.c.profile_id, subscriptions.c.channel],
             set_={k: v for k, v in values.items() if k not in ("profile_id", "channel")},
         )
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             await conn.execute(stmt)
 
     async def subscriptions(self, profile_id: str) -> dict[str, Subscription]:
@@ -840,7 +865,7 @@ class Store:
         transaction; people already members keep their ``entered_at``. Returns (entered, left).
         """
         members = list(dict.fromkeys(profile_ids))
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             await locks.lock_keys(conn, locks.SEGMENT, [segment_id])
             current = set(
                 (
@@ -907,7 +932,7 @@ class Store:
         activity cannot turn a sent message into anything else.
         """
         now = self._clock()
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             return await sends.write_deliveries(conn, batch, now)
 
     async def deliveries(
