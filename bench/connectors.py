@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import signal
 import statistics
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from pydantic import SecretStr
 from ruamel.yaml import YAML
 from temporalio.testing import ActivityEnvironment
 
+from bench.child import child_server
 from connectors.base import OutboundMessage
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
@@ -103,21 +103,9 @@ async def receiver() -> AsyncIterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "bench.receiver:app", "--port", str(port)]
     flags = ["--log-level", "warning", "--no-access-log", "--lifespan", "off"]
-    process = await asyncio.create_subprocess_exec(*command, *flags)
     url = f"http://127.0.0.1:{port}/hook"
-    try:
-        async with httpx.AsyncClient() as probe:
-            for _ in range(400):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await probe.post(url, content=b"{}")).status_code == 200:
-                        break
-                await asyncio.sleep(0.05)
-            else:
-                raise TimeoutError("the webhook receiver did not start")
+    async with child_server([*command, *flags], lambda c: c.post(url, content=b"{}"), "receiver"):
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 20)
 
 
 class Bench:

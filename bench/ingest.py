@@ -36,7 +36,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import text
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -44,6 +43,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import engine.servers
 import engine.temporal
+from bench.child import child_server
 from engine.domain import Profile
 from engine.dsl.models import Journey
 from engine.enroll import Enroller
@@ -169,23 +169,9 @@ async def api_server(db: Database, temporal: str) -> AsyncIterator[int]:
     """The API in a child process (its own CPU, as in production), on a free port."""
     port = engine.servers.free_port()
     command = [sys.executable, "-m", "bench.ingest", "--serve", db.url, db.schema or "", temporal]
-    process = await asyncio.create_subprocess_exec(*command, str(port))
     url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=url) as probe:
-            for _ in range(400):
-                if process.returncode is not None:
-                    raise RuntimeError("the API server exited during start-up")
-                with contextlib.suppress(httpx.TransportError):
-                    if (await probe.get("/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.05)
-            else:
-                raise TimeoutError("the API server did not start")
+    async with child_server([*command, str(port)], lambda c: c.get(url + "/healthz"), "API server"):
         yield port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 20)
 
 
 async def serve(url: str, schema: str, temporal: str, port: int) -> None:
