@@ -21,11 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from engine.domain import Delivery, Profile
 from engine.store import oneid, records
 from engine.store.columns import require_aware
+from engine.store.core import CHUNK, chunks
 from engine.store.filters import among
 from engine.store.tables import deliveries, profiles, subscriptions
-
-CHUNK = 500
-"""Ids per statement: below SQLite's bind-parameter limit with room to spare."""
 
 
 @dataclass(frozen=True)
@@ -45,11 +43,6 @@ class SendFacts:
     """The person unsubscribed from the lookup's channel."""
 
 
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
-
-
 async def read_facts(
     conn: AsyncConnection, lookups: Sequence[SendLookup]
 ) -> dict[SendLookup, SendFacts]:
@@ -58,7 +51,7 @@ async def read_facts(
     keys = list(dict.fromkeys(lookup.send_key for lookup in lookups))
     asked = list(dict.fromkeys(lookup.profile_id for lookup in lookups))
     decided: dict[str, Delivery] = {}
-    for chunk in _chunks(keys):
+    for chunk in chunks(keys):
         rows = await conn.execute(
             select(deliveries).where(among(deliveries.c.send_key, chunk, dialect))
         )
@@ -67,7 +60,7 @@ async def read_facts(
     survivors = list(dict.fromkeys(merged.get(pid, pid) for pid in asked))
     people: dict[str, Profile] = {}
     opted_out: set[tuple[str, str]] = set()
-    for chunk in _chunks(survivors):
+    for chunk in chunks(survivors):
         rows = await conn.execute(select(profiles).where(among(profiles.c.id, chunk, dialect)))
         people.update({row.id: records.profile(row) for row in rows})
         rows = await conn.execute(
@@ -109,7 +102,7 @@ async def write_deliveries(
         results.extend(stored.get(value["send_key"]) for value in values)
     kept = list(dict.fromkeys(d.send_key for d, r in zip(batch, results, strict=True) if r is None))
     unchanged: dict[str, Delivery] = {}
-    for chunk in _chunks(kept):
+    for chunk in chunks(kept):
         found = await conn.execute(
             select(deliveries).where(among(deliveries.c.send_key, chunk, conn.dialect.name))
         )
