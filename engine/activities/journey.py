@@ -35,6 +35,7 @@ from engine.workflow.messages import (
     BranchInput,
     BranchResult,
     FinishInput,
+    GiveUpInput,
     SendInput,
     SendResult,
     UpdateInput,
@@ -113,7 +114,13 @@ class JourneyActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """The activity callables to register on a worker."""
-        return [self.send, self.evaluate_branch, self.update_profile, self.finish_run]
+        return [
+            self.send,
+            self.give_up_send,
+            self.evaluate_branch,
+            self.update_profile,
+            self.finish_run,
+        ]
 
     async def _version(self, journey_id: str, version: int) -> JourneyVersion:
         # Versions are immutable, so caching them forever is safe.
@@ -221,6 +228,22 @@ class JourneyActivities:
         return await self._record(
             input, "sent", None, provider_message_id=receipt.provider_message_id
         )
+
+    @activity.defn(name="give_up_send")
+    async def give_up_send(self, input: GiveUpInput) -> SendResult:
+        """A send that kept failing until its deadline: logged ``failed`` with the reason, its cap
+        reservation given back. A send that did go out meanwhile stays ``sent``."""
+        send = input.send
+        _logger(send).warning("send_given_up", reason=input.reason)
+        result = await self._record(send, "failed", input.reason)
+        if result.status == "sent":
+            return result  # a late attempt got through: its touch stays counted
+        try:
+            await self._caps.release(send.send_key, send.profile_id)
+        except CapStoreUnavailable as exc:
+            # The touch stays counted: the person may get one message fewer, never one more.
+            _logger(send).warning("cap_release_failed", error=str(exc))
+        return result
 
     def _metadata(self, input: SendInput) -> dict[str, str]:
         metadata = {

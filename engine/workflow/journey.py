@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from zoneinfo import ZoneInfo
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         BranchResult,
         EventSignal,
         FinishInput,
+        GiveUpInput,
         JourneyInput,
         RunResult,
         RunState,
@@ -57,6 +59,10 @@ _SEND_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10),
 )
+SEND_GIVE_UP = timedelta(days=1)
+"""How long one send attempt may keep retrying (a provider, Redis or the store down) before the
+run gives it up as failed: a marketing message a day late is stale, and retrying for ever kept a
+misconfigured channel's runs open indefinitely."""
 
 
 def split_bucket(journey_id: str, step_id: str, profile_id: str) -> int:
@@ -223,31 +229,43 @@ class JourneyWorkflow:
             key = base_key if attempt == 0 else f"{base_key}:{attempt}"
             at = self._simulated_now()
             first_attempt_at = first_attempt_at or at
-            result: SendResult = await workflow.execute_activity(
-                "send",
-                SendInput(
-                    send_key=key,
-                    journey_id=self._journey.id,
-                    version=self._input.version,
-                    profile_id=self._input.profile_id,
-                    step_id=step.id,
-                    channel=send.channel,
-                    template=send.template,
-                    category=send.category,
-                    priority=self._journey.priority,
-                    caps=self._journey.caps,
-                    at=at,
-                    timezone=self._input.timezone,
-                    tags=self._journey.tags,
-                    first_attempt_at=first_attempt_at,
-                    defer_allowed=send.on_suppressed is None,
-                    webhook=send.webhook,
-                ),
-                result_type=SendResult,
-                start_to_close_timeout=_SEND_TIMEOUT,
-                retry_policy=_SEND_RETRY,
-                summary=f"send {send.channel}: {send.template}",
+            request = SendInput(
+                send_key=key,
+                journey_id=self._journey.id,
+                version=self._input.version,
+                profile_id=self._input.profile_id,
+                step_id=step.id,
+                channel=send.channel,
+                template=send.template,
+                category=send.category,
+                priority=self._journey.priority,
+                caps=self._journey.caps,
+                at=at,
+                timezone=self._input.timezone,
+                tags=self._journey.tags,
+                first_attempt_at=first_attempt_at,
+                defer_allowed=send.on_suppressed is None,
+                webhook=send.webhook,
             )
+            try:
+                result: SendResult = await workflow.execute_activity(
+                    "send",
+                    request,
+                    result_type=SendResult,
+                    start_to_close_timeout=_SEND_TIMEOUT,
+                    schedule_to_close_timeout=SEND_GIVE_UP,
+                    retry_policy=_SEND_RETRY,
+                    summary=f"send {send.channel}: {send.template}",
+                )
+            except ActivityError as exc:
+                result = await workflow.execute_activity(
+                    "give_up_send",
+                    GiveUpInput(send=request, reason=_gave_up(exc)),
+                    result_type=SendResult,
+                    start_to_close_timeout=_SEND_TIMEOUT,
+                    retry_policy=_SEND_RETRY,
+                    summary=f"give up send {send.channel}: {send.template}",
+                )
             if result.status in ("deferred", "arbitrating") and result.retry_at is not None:
                 # Arbitration asks again with the same key (its claim); a deferral, a new one.
                 attempt += result.status == "deferred"
@@ -328,3 +346,13 @@ class JourneyWorkflow:
             waited = min(workflow.now() - began, length)
             self._skipped += waited * (self._input.time_scale - 1)
         return done is not None and done()
+
+
+def _gave_up(exc: ActivityError) -> str:
+    """``retries_exhausted`` plus the last error's type, as the delivery log's reason."""
+    cause: BaseException | None = exc.cause
+    while cause is not None:
+        if isinstance(cause, ApplicationError) and cause.type:
+            return f"retries_exhausted:{cause.type}"
+        cause = cause.__cause__
+    return "retries_exhausted"

@@ -86,6 +86,12 @@ class SendInput(Message):
     """The step's own webhook target, if it names one."""
 
 
+class GiveUpInput(Message):
+    send: SendInput
+    """The send whose retries ran out of time."""
+    reason: str
+
+
 class SendResult(Message):
     status: SendStatus
     reason: str | None = None

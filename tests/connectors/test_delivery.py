@@ -174,6 +174,45 @@ async def test_each_webhook_step_posts_to_its_own_target(
     )
 
 
+async def test_a_send_failing_for_a_day_is_given_up_and_takes_on_failure(
+    harness: Harness,
+    time_skipping_env: WorkflowEnvironment,
+    provider: Provider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CRM_WEBHOOK_SECRET", provider.secret)
+    down = {"url": provider.base_url + "/status/503", "secret_env": "CRM_WEBHOOK_SECRET"}
+    spec = journey(
+        [
+            {
+                "id": "crm",
+                "send": {
+                    "channel": "webhook",
+                    "template": "hello",
+                    "webhook": down,
+                    "on_failure": "fallback",
+                },
+            },
+            {"id": "done", "exit": {}},
+            {"id": "fallback", "send": {"channel": "sms", "template": "text"}},
+        ]
+    )
+    people = [person("p1", phone="+8613800000001")]
+
+    (result,) = (await run(harness, time_skipping_env, spec, people)).values()
+
+    # The provider answered 503 to every attempt until the send's day was up.
+    assert result.path == ["crm", "fallback"]
+    assert len(provider.requests) >= 1
+    assert all(r.path == "/status/503" for r in provider.requests)
+    by_step = {d.step_id: d for d in await harness.store.deliveries(journey_id=spec["id"])}
+    assert (by_step["crm"].status, by_step["crm"].reason) == (
+        "failed",
+        "retries_exhausted:RetryableSendError",
+    )
+    assert by_step["fallback"].status == "sent"
+
+
 async def test_logs_never_carry_an_address_or_a_token(
     harness: Harness,
     time_skipping_env: WorkflowEnvironment,

@@ -1,0 +1,106 @@
+"""A send given up after a day of retries: logged failed, its cap reservation given back, unless
+a late attempt got through (real Redis, SQLite, the activity in Temporal's activity environment).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from temporalio.testing import ActivityEnvironment
+
+from connectors.registry import ConnectorRegistry, ConnectorSettings
+from engine.activities.journey import JourneyActivities
+from engine.caps.checker import CapRequest
+from engine.caps.redis_caps import RedisCapService
+from engine.domain import Delivery
+from engine.dsl.policy import Policy
+from engine.store import Store
+from engine.workflow.messages import GiveUpInput, SendInput
+from tests.harness import RedisServer, sqlite_store
+
+AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+ONE_A_DAY = Policy.model_validate({"caps": {"global": [{"max": 1, "per": "1d"}]}})
+
+
+@pytest.fixture
+async def parts(
+    redis_server: RedisServer, tmp_path: Path
+) -> AsyncIterator[tuple[JourneyActivities, RedisCapService, Store]]:
+    client = aioredis.Redis.from_url(redis_server.url)
+    caps = RedisCapService(client, ONE_A_DAY)
+    store = await sqlite_store(tmp_path)
+    async with httpx.AsyncClient() as http:
+        registry = ConnectorRegistry.from_settings(ConnectorSettings(), http)
+        yield JourneyActivities(store, caps, registry), caps, store
+    await store.aclose()
+    await client.aclose()
+
+
+def send(profile_id: str) -> SendInput:
+    return SendInput(
+        send_key=f"{uuid.uuid4().hex}:crm:1",
+        journey_id="cart",
+        version=1,
+        profile_id=profile_id,
+        step_id="crm",
+        channel="sms",
+        template="t",
+        category="marketing",
+        priority=50,
+        at=AT,
+        timezone="Asia/Shanghai",
+    )
+
+
+def touch(item: SendInput, send_key: str | None = None) -> CapRequest:
+    return CapRequest(
+        send_key=send_key or item.send_key,
+        profile_id=item.profile_id,
+        journey_id=item.journey_id,
+        channel=item.channel,
+        priority=item.priority,
+        at=item.at,
+        timezone=item.timezone,
+    )
+
+
+async def test_a_given_up_send_is_failed_and_frees_its_touch(
+    parts: tuple[JourneyActivities, RedisCapService, Store],
+) -> None:
+    activities, caps, store = parts
+    stuck = send("p1")
+    assert (await caps.reserve(touch(stuck))).allowed  # reserved, then the provider stayed down
+
+    result = await ActivityEnvironment().run(
+        activities.give_up_send, GiveUpInput(send=stuck, reason="retries_exhausted:X")
+    )
+
+    assert (result.status, result.reason) == ("failed", "retries_exhausted:X")
+    stored = await store.get_delivery(stuck.send_key)
+    assert stored is not None and stored.status == "failed"
+    # The day's one touch is free again for another journey.
+    assert (await caps.reserve(touch(stuck, send_key="another-journey"))).allowed
+
+
+async def test_a_send_that_got_through_late_stays_sent_and_counted(
+    parts: tuple[JourneyActivities, RedisCapService, Store],
+) -> None:
+    activities, caps, store = parts
+    late = send("p2")
+    assert (await caps.reserve(touch(late))).allowed
+    await store.record_delivery(
+        Delivery(late.send_key, "cart", 1, "p2", "crm", "sms", "t", "marketing", "sent", AT)
+    )
+
+    result = await ActivityEnvironment().run(
+        activities.give_up_send, GiveUpInput(send=late, reason="retries_exhausted:X")
+    )
+
+    assert result.status == "sent"
+    assert not (await caps.reserve(touch(late, send_key="another-journey"))).allowed
