@@ -24,6 +24,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from engine.domain import Enrollment, JourneyVersion, Profile
 from engine.dsl.models import Journey
@@ -37,6 +38,8 @@ Outcome = Literal["started", "reentry_blocked", "live", "missing"]
 """started: a run began; reentry_blocked: the re-entry rule refused; live: the person has a
 run in this journey already; missing: no such profile."""
 
+ENROLLMENT_MEMO = "enrollment_id"
+"""The memo key naming a run's ledger row, to tell our run from another after a lost answer."""
 PAGE = 500
 """People claimed per store transaction."""
 
@@ -212,10 +215,27 @@ class Enroller:
                         journey.id, version.version, profile.id
                     ),
                     static_summary=f"{journey.name} v{version.version}",
+                    memo={ENROLLMENT_MEMO: row.id},
                 )
             except WorkflowAlreadyStartedError:
                 return "live"
+            except Exception:
+                # The start may have gone through with only its answer lost (a timeout, a
+                # dropped connection): then the run is real and its ledger row must stay.
+                if await self._started(journey.id, profile.id, row.id):
+                    return "started"
+                raise
         return "started"
+
+    async def _started(self, journey_id: str, profile_id: str, enrollment_id: str) -> bool:
+        """Whether the person's run in the journey is the one started for ``enrollment_id``."""
+        handle = self._client.get_workflow_handle(workflow_id(journey_id, profile_id))
+        try:
+            description = await handle.describe()
+            memo = await description.memo()
+        except RPCError:  # no such run, or Temporal unreachable: not started as far as we can tell
+            return False
+        return memo.get(ENROLLMENT_MEMO) == enrollment_id
 
 
 @dataclass
