@@ -1,8 +1,10 @@
 """Importer fixtures: a migrated, empty store per backend for each test (SQLite file; a fresh
-PostgreSQL schema when ``JOURNEY_TEST_POSTGRES_URL`` is set)."""
+PostgreSQL schema when ``JOURNEY_TEST_POSTGRES_URL`` is set), and the CDNOW data set, which lives
+outside the repository: ``JOURNEY_CDNOW_PATH``, else the team's ``../shared`` folder."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +14,10 @@ import pytest_asyncio
 from engine.store import Store
 from tests.store.conftest import BACKENDS, Targets
 
-CDNOW = Path(__file__).resolve().parents[3] / "shared" / "data" / "cdnow" / "CDNOW_master.txt"
+CDNOW = Path(
+    os.environ.get("JOURNEY_CDNOW_PATH")
+    or Path(__file__).resolve().parents[3] / "shared" / "data" / "cdnow" / "CDNOW_master.txt"
+)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -38,5 +43,5 @@ async def empty_store(import_backend: str, import_targets: Targets) -> AsyncIter
 @pytest.fixture(scope="session")
 def cdnow_path() -> Path:
     if not CDNOW.exists():
-        pytest.skip(f"the CDNOW data set is not at {CDNOW}")
+        pytest.skip(f"the CDNOW data set is not at {CDNOW} (set JOURNEY_CDNOW_PATH)")
     return CDNOW
