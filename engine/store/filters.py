@@ -20,3 +20,11 @@ def among(column: ColumnClause[Any], values: Collection[str], dialect: str) -> C
     if dialect == "postgresql":
         return column == any_(bindparam(None, list(values), type_=ARRAY(String())))
     return column.in_(list(values))
+
+
+def among_param(column: ColumnClause[Any], name: str, dialect: str) -> ColumnElement[bool]:
+    """``column`` is one of the strings given at execution as ``{name: [...]}``: the statement
+    can be built once and cached, its values bound per call."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String())))
+    return column.in_(bindparam(name, expanding=True))
