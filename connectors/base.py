@@ -416,13 +416,27 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - now).total_seconds())
 
 
-def _provider_code(response: httpx.Response) -> str | None:
-    """The provider's own error code from a JSON body, if it gives one in a common shape."""
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The response body as a JSON object; None when it is empty, not JSON or not an object."""
     try:
         body: Any = response.json()
-    except (ValueError, UnicodeDecodeError, httpx.ResponseNotRead):
+    except (ValueError, httpx.ResponseNotRead):  # JSON and Unicode decoding errors included
         return None
-    if not isinstance(body, dict):
+    return body if isinstance(body, dict) else None
+
+
+def json_id(response: httpx.Response, key: str = "id") -> str | None:
+    """A provider's message id from a JSON body's ``key`` (a non-empty string or a number)."""
+    value = (json_object(response) or {}).get(key)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value) or None
+
+
+def _provider_code(response: httpx.Response) -> str | None:
+    """The provider's own error code from a JSON body, if it gives one in a common shape."""
+    body = json_object(response)
+    if body is None:
         return None
     candidates = [body.get("code"), body.get("error_code"), body.get("errcode")]
     error = body.get("error")

@@ -38,6 +38,7 @@ from connectors.base import (
     SendLimits,
     accepted,
     classify_transport_error,
+    json_id,
     list_unsubscribe_headers,
     raise_for_response,
     secret,
@@ -125,7 +126,7 @@ class EmailHttpConnector:
         except httpx.HTTPError as exc:
             raise classify_transport_error(exc) from None
         raise_for_response(response)
-        provider_id = response.headers.get("X-Message-Id") or _json_id(response)
+        provider_id = response.headers.get("X-Message-Id") or json_id(response)
         provider_id = (
             provider_id
             or "email-http-" + hashlib.sha256(message.send_key.encode()).hexdigest()[:24]
@@ -134,12 +135,3 @@ class EmailHttpConnector:
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client is injected."""
-
-
-def _json_id(response: httpx.Response) -> str | None:
-    try:
-        data: Any = response.json()
-    except ValueError:
-        return None
-    value = data.get("id") if isinstance(data, dict) else None
-    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None

@@ -44,6 +44,7 @@ from connectors.base import (
     TokenCache,
     accepted,
     classify_transport_error,
+    json_object,
     raise_for_response,
     secret,
 )
@@ -162,11 +163,7 @@ class PushConnector:
 
 def fcm_error_code(response: httpx.Response) -> str | None:
     """The FCM ``errorCode`` from ``error.details`` (else ``error.status``)."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
+    error = (json_object(response) or {}).get("error")
     if not isinstance(error, dict):
         return None
     for detail in error.get("details") or []:

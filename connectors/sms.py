@@ -48,6 +48,7 @@ from connectors.base import (
     SendLimits,
     classify_transport_error,
     fingerprint,
+    json_object,
     parse_retry_after,
     raise_for_response,
     secret,
@@ -235,9 +236,5 @@ def aliyun_signature(secret_key: str, method: str, params: Mapping[str, str]) ->
 
 
 def _aliyun_code(response: httpx.Response) -> str | None:
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return None
-    code = body.get("Code") if isinstance(body, dict) else None
+    code = (json_object(response) or {}).get("Code")
     return str(code)[:64] if isinstance(code, str) and code else None

@@ -29,7 +29,6 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import structlog
@@ -40,6 +39,7 @@ from connectors.base import (
     OutboundMessage,
     PermanentSendError,
     classify_transport_error,
+    json_id,
     raise_for_response,
 )
 
@@ -142,7 +142,7 @@ class WebhookConnector:
         except httpx.HTTPError as exc:
             raise classify_transport_error(exc) from exc
         raise_for_response(response)
-        provider_id = _provider_id(response) or _fallback_id(message.send_key)
+        provider_id = json_id(response) or _fallback_id(message.send_key)
         log.info(
             "message_sent",
             connector=self.name,
@@ -173,19 +173,6 @@ class WebhookConnector:
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client is injected and owned by the caller."""
-
-
-def _provider_id(response: httpx.Response) -> str | None:
-    try:
-        body: Any = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(body, dict):
-        return None
-    value = body.get("id")
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value) or None
 
 
 def _fallback_id(send_key: str) -> str:
