@@ -49,6 +49,13 @@ def survivor_of(profile_id: str) -> ColumnElement[str]:
     return func.coalesce(survivor.scalar_subquery(), profile_id)
 
 
+def dialect_insert(table: Table, dialect: str) -> sqlite.Insert | postgresql.Insert:
+    """A dialect INSERT, for ``ON CONFLICT`` (both dialects spell it the same way)."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 class StoreCore:
     """The engine and what every part of :class:`engine.store.Store` builds on."""
 
@@ -142,10 +149,7 @@ class StoreCore:
     # -- helpers -----------------------------------------------------------------------------
 
     def _insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
-        """A dialect INSERT, for ``ON CONFLICT`` (both dialects spell it the same way)."""
-        if self.dialect == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+        return dialect_insert(table, self.dialect)
 
 
 async def _ensure_sqlite_dir(url: URL) -> None:

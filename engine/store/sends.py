@@ -15,13 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, null, select, union_all
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.domain import Delivery, Profile
 from engine.store import records
 from engine.store.columns import require_aware
-from engine.store.core import CHUNK, chunks
+from engine.store.core import CHUNK, chunks, dialect_insert
 from engine.store.filters import among_param
 from engine.store.tables import deliveries, merges, profiles, subscriptions
 
@@ -169,8 +168,7 @@ def _row(delivery: Delivery, now: datetime) -> dict[str, Any]:
 def _upsert(dialect: str) -> Any:
     """The delivery upsert with RETURNING, built once per dialect (building it costs more than
     running it for a small batch)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(deliveries)
+    statement = dialect_insert(deliveries, dialect)
     return statement.on_conflict_do_update(
         index_elements=[deliveries.c.send_key],
         set_={
