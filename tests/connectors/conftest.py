@@ -83,30 +83,9 @@ def serve(app: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def provider_server() -> Iterator[Provider]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     stub = ProviderStub()
-    config = uvicorn.Config(
-        stub,
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("provider stub server did not start")
-        time.sleep(0.01)
-    yield Provider(f"http://127.0.0.1:{port}", stub)
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve(stub) as url:
+        yield Provider(url, stub)
 
 
 @pytest.fixture

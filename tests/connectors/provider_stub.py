@@ -25,6 +25,16 @@ class ReceivedRequest:
         return json.loads(self.body)
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    body = b""
+    while True:
+        event = await receive()
+        body += event.get("body", b"")
+        if not event.get("more_body", False):
+            return body
+
+
 class ProviderStub:
     """ASGI app; what it answers is chosen by the request path:
 
@@ -40,12 +50,7 @@ class ProviderStub:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
-        body = b""
-        while True:
-            event = await receive()
-            body += event.get("body", b"")
-            if not event.get("more_body", False):
-                break
+        body = await read_body(receive)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         valid = verify_signature(
             PROVIDER_SECRET,

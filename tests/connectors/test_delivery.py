@@ -84,6 +84,10 @@ def journey(steps: list[dict[str, Any]]) -> dict[str, Any]:
     return {"id": f"j-{uuid.uuid4().hex[:8]}", "name": "t", "entry": {"api": True}, "steps": steps}
 
 
+async def deliveries_by_step(h: Harness, spec: dict[str, Any]) -> dict[str, Any]:
+    return {d.step_id: d for d in await h.store.deliveries(journey_id=spec["id"])}
+
+
 async def run(h: Harness, env: WorkflowEnvironment, spec: dict[str, Any], people: list[Any]) -> Any:
     now = await env.get_current_time()
     version = await h.deploy(spec, TEMPLATES, now)
@@ -129,7 +133,7 @@ async def test_a_400_takes_on_failure_without_a_retry(
     assert result.path == ["mail", "sms"]
     mail_requests = [r for r in providers.requests if r.path == "/v3/mail/send"]
     assert len(mail_requests) == 1
-    by_step = {d.step_id: d for d in await harness.store.deliveries(journey_id=spec["id"])}
+    by_step = await deliveries_by_step(harness, spec)
     assert (by_step["mail"].status, by_step["mail"].reason) == ("failed", "provider:http_400")
     assert by_step["sms"].status == "sent"
 
@@ -165,7 +169,7 @@ async def test_each_webhook_step_posts_to_its_own_target(
     assert request.signature_valid and request.path == "/ok"
     assert request.json()["metadata"]["step_id"] == "crm"
     assert request.json()["content"] == {"text": "小明，你好"}
-    by_step = {d.step_id: d for d in await harness.store.deliveries(journey_id=spec["id"])}
+    by_step = await deliveries_by_step(harness, spec)
     assert by_step["crm"].status == "sent"
     assert by_step["crm"].provider_message_id == "prov-1"
     assert (by_step["unset"].status, by_step["unset"].reason) == (
@@ -205,7 +209,7 @@ async def test_a_send_failing_for_a_day_is_given_up_and_takes_on_failure(
     assert result.path == ["crm", "fallback"]
     assert len(provider.requests) >= 1
     assert all(r.path == "/status/503" for r in provider.requests)
-    by_step = {d.step_id: d for d in await harness.store.deliveries(journey_id=spec["id"])}
+    by_step = await deliveries_by_step(harness, spec)
     assert (by_step["crm"].status, by_step["crm"].reason) == (
         "failed",
         "retries_exhausted:RetryableSendError",

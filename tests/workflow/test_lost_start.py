@@ -4,7 +4,7 @@ nothing behind when it did not (real time-skipping server; only the answer is ma
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -12,8 +12,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from engine.domain import JourneyVersion
 from engine.enroll import Enroller
-from tests.harness import Harness, person, running_worker, sqlite_store
+from tests.harness import Harness, person
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,52 +45,44 @@ class Flaky:
         raise RPCError("deadline exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b"")
 
 
-@pytest.fixture
-async def harness(time_skipping_env: WorkflowEnvironment, tmp_path: Path):  # type: ignore[no-untyped-def]
-    store = await sqlite_store(tmp_path)
-    async with running_worker(time_skipping_env, store, tmp_path) as h:
-        yield h
-    await store.aclose()
+async def flaky_entry(
+    harness: Harness, env: WorkflowEnvironment, start_first: bool
+) -> tuple[str, JourneyVersion, datetime, Enroller]:
+    """A fresh journey deployed, p1 stored, and an enroller whose starts lose their answer."""
+    journey_id = f"j-{uuid.uuid4().hex[:8]}"
+    now = await env.get_current_time()
+    version = await harness.deploy({**SPEC, "id": journey_id}, HELLO, now)
+    await harness.store.upsert_profiles([person("p1", phone="+8613800000001")])
+    client = Flaky(harness.client, start_first=start_first)
+    return journey_id, version, now, Enroller(harness.store, client, harness.task_queue)  # type: ignore[arg-type]
 
 
 async def test_a_start_that_went_through_keeps_its_run_and_ledger_row(
     harness: Harness, time_skipping_env: WorkflowEnvironment
 ) -> None:
-    spec = {**SPEC, "id": f"j-{uuid.uuid4().hex[:8]}"}
-    now = await time_skipping_env.get_current_time()
-    version = await harness.deploy(spec, HELLO, now)
-    await harness.store.upsert_profiles([person("p1", phone="+8613800000001")])
-    flaky = Enroller(
-        harness.store,
-        Flaky(harness.client, start_first=True),
-        harness.task_queue,  # type: ignore[arg-type]
+    journey_id, version, now, flaky = await flaky_entry(
+        harness, time_skipping_env, start_first=True
     )
 
     report = await flaky.enroll(version, ["p1"], now)
 
     assert report["started"] == 1
-    result = await harness.result(spec["id"], "p1")
+    result = await harness.result(journey_id, "p1")
     assert result.status == "completed"
-    enrollment = await harness.store.last_enrollment(spec["id"], "p1")
+    enrollment = await harness.store.last_enrollment(journey_id, "p1")
     assert enrollment is not None and enrollment.status == "completed"
 
 
 async def test_a_start_that_never_arrived_leaves_no_ledger_row(
     harness: Harness, time_skipping_env: WorkflowEnvironment
 ) -> None:
-    spec = {**SPEC, "id": f"j-{uuid.uuid4().hex[:8]}"}
-    now = await time_skipping_env.get_current_time()
-    version = await harness.deploy(spec, HELLO, now)
-    await harness.store.upsert_profiles([person("p1", phone="+8613800000001")])
-    flaky = Enroller(
-        harness.store,
-        Flaky(harness.client, start_first=False),
-        harness.task_queue,  # type: ignore[arg-type]
+    journey_id, version, now, flaky = await flaky_entry(
+        harness, time_skipping_env, start_first=False
     )
 
     with pytest.raises(RPCError):
         await flaky.enroll(version, ["p1"], now)
 
-    assert await harness.store.last_enrollment(spec["id"], "p1") is None
+    assert await harness.store.last_enrollment(journey_id, "p1") is None
     # Nothing is stuck: the next attempt enters the person.
     assert (await harness.enroller.enroll(version, ["p1"], now))["started"] == 1

@@ -32,14 +32,6 @@ def journey(steps: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-async def harness(time_skipping_env: WorkflowEnvironment, tmp_path: Path):  # type: ignore[no-untyped-def]
-    store = await sqlite_store(tmp_path)
-    async with running_worker(time_skipping_env, store, tmp_path) as h:
-        yield h
-    await store.aclose()
-
-
 async def enter(h: Harness, env: WorkflowEnvironment, spec: dict[str, Any], *people: Any) -> Any:
     now = await env.get_current_time()
     version = await h.deploy(spec, HELLO, now)
