@@ -45,10 +45,10 @@ from connectors.base import OutboundMessage
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
 from engine.caps.checker import AllowAll
-from engine.deploy import deploy_journey
 from engine.domain import Profile
 from engine.dsl.models import Journey
 from engine.servers import free_port
+from engine.services.deploy import deploy_journey
 from engine.store import Store
 from engine.templates import render_message
 from engine.workflow.messages import SendInput

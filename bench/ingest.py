@@ -46,7 +46,7 @@ import engine.temporal
 from bench.child import child_server
 from engine.domain import Profile
 from engine.dsl.models import Journey
-from engine.enroll import Enroller
+from engine.services.enroll import Enroller
 from engine.store import Store
 from engine.store.tables import events as events_table
 from engine.temporal import run_search_attributes, workflow_id
@@ -176,7 +176,7 @@ async def api_server(db: Database, temporal: str) -> AsyncIterator[int]:
 
 async def serve(url: str, schema: str, temporal: str, port: int) -> None:
     from engine.api import create_app, serve_api
-    from engine.events import EventRouter
+    from engine.services.events import EventRouter
 
     store = Store.from_url(url, schema=schema or None)
     client = await engine.temporal.connect(temporal)
@@ -258,7 +258,7 @@ async def bench_enroll(
     people: int, rounds: int, concurrency: int, home: Path
 ) -> tuple[float, float]:
     """(people/s through Enroller.enroll, starts/s raw)."""
-    from engine.deploy import deploy_journey
+    from engine.services.deploy import deploy_journey
 
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(engine.servers.find_binary("temporal")),

@@ -31,11 +31,11 @@ from bench.handwritten import HandWrittenCartRecovery
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
 from engine.caps.checker import AllowAll
-from engine.deploy import deploy_file
 from engine.domain import Enrollment, JourneyVersion, Profile
 from engine.dsl.models import Journey, SplitStep
-from engine.enroll import Enroller
 from engine.servers import free_port
+from engine.services.deploy import deploy_file
+from engine.services.enroll import Enroller
 from engine.stack import EmbeddedStack, StackPorts
 from engine.store import Store
 from engine.temporal import workflow_id

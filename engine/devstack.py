@@ -12,10 +12,10 @@ import signal
 from collections.abc import Callable
 
 from engine.api import create_app, serve_api
-from engine.enroll import Enroller
-from engine.events import EventRouter, redeliver_periodically
 from engine.runner import journey_worker
 from engine.servers import port_taken
+from engine.services.enroll import Enroller
+from engine.services.events import EventRouter, redeliver_periodically
 from engine.settings import Settings
 from engine.stack import EmbeddedStack, StackError, StackPorts
 from engine.store import Store

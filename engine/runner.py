@@ -19,8 +19,8 @@ from engine.caps.factory import build_cap_checker
 from engine.dsl.loader import load_tiers
 from engine.dsl.models import Journey, SendStep
 from engine.dsl.tiers import Tiers
-from engine.enroll import Enroller
-from engine.schedules import SegmentEntryActivities
+from engine.services.enroll import Enroller
+from engine.services.schedules import SegmentEntryActivities
 from engine.settings import Settings
 from engine.stack import StackError
 from engine.store import Store

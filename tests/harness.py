@@ -26,12 +26,12 @@ from temporalio.testing import WorkflowEnvironment
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
 from engine.caps.checker import AllowAll, CapChecker
-from engine.deploy import deploy_journey
 from engine.domain import JourneyVersion, Profile
 from engine.dsl.models import Journey
-from engine.enroll import Enroller
-from engine.events import EventRouter
 from engine.servers import find_binary, free_port, port_taken
+from engine.services.deploy import deploy_journey
+from engine.services.enroll import Enroller
+from engine.services.events import EventRouter
 from engine.store import Store
 from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS, workflow_id
 from engine.worker import build_worker

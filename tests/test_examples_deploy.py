@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.deploy import deploy_file, journey_files
+from engine.services.deploy import deploy_file, journey_files
 from tests.harness import sqlite_store
 
 JOURNEYS = Path(__file__).resolve().parent.parent / "journeys"

@@ -49,7 +49,7 @@ from engine.api.models import (
 from engine.api.people import people_router
 from engine.api.unsubscribe import unsubscribe_router
 from engine.domain import Event, Profile
-from engine.events import DeliveryIncomplete, EventRouter
+from engine.services.events import DeliveryIncomplete, EventRouter
 from engine.store import RecordedEvent, Store
 
 log = structlog.get_logger(__name__)

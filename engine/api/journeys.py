@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 
 from engine.api.models import TriggerIn, TriggerOut, TriggerResult
 from engine.dsl.models import ApiEntry, SegmentEntry
-from engine.enroll import Enroller
+from engine.services.enroll import Enroller
 from engine.store import Store
 
 log = structlog.get_logger(__name__)

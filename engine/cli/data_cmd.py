@@ -170,7 +170,7 @@ def preview_command(
     sample: Annotated[int, typer.Option(min=0, max=1000, help="members to list")] = 10,
 ) -> None:
     """Print how many profiles are in the segment and the first few, in id order."""
-    from engine.segments import find_segment, preview_segment
+    from engine.services.segments import find_segment, preview_segment
 
     async def go() -> None:
         settings = Settings()

@@ -111,7 +111,7 @@ def api(
 ) -> None:
     """Serve the HTTP ingest API (needs JOURNEY_API_KEYS, a JSON list of bearer keys)."""
     from engine.api import ApiConfigError, create_app, serve_api
-    from engine.events import redeliver_periodically
+    from engine.services.events import redeliver_periodically
 
     async def go() -> None:
         settings = Settings()
@@ -149,7 +149,7 @@ def migrate() -> None:
 @app.command()
 def deploy(paths: Annotated[list[Path], typer.Argument(help="journey YAML files")]) -> None:
     """Validate and store journeys: new content is a new version; runs in flight keep theirs."""
-    from engine.deploy import deploy_file, journey_files
+    from engine.services.deploy import deploy_file, journey_files
 
     settings = Settings()
 
@@ -171,7 +171,7 @@ async def _sync_schedules(settings: Settings, store: Any) -> None:
     """Segment-entry journeys run on Temporal Schedules; bring them in line with the deploy."""
     from engine.caps.factory import load_contact_policy
     from engine.runner import load_member_tiers
-    from engine.schedules import sync_schedules
+    from engine.services.schedules import sync_schedules
     from engine.temporal import connect
 
     try:
@@ -195,8 +195,8 @@ async def _sync_schedules(settings: Settings, store: Any) -> None:
 
 @asynccontextmanager
 async def _enroller(settings: Settings) -> AsyncIterator[tuple[Any, Any, Any]]:
-    from engine.enroll import Enroller
-    from engine.events import EventRouter
+    from engine.services.enroll import Enroller
+    from engine.services.events import EventRouter
     from engine.temporal import connect
 
     async with open_store(settings) as store:
@@ -276,7 +276,7 @@ def why(
     journey: Annotated[str | None, typer.Option(help="only this journey")] = None,
 ) -> None:
     """Every send attempt for a person and why it went out or did not (rule, count, frees at)."""
-    from engine.why import why as explain_sends
+    from engine.services.why import why as explain_sends
 
     async def go() -> None:
         async with open_store(Settings()) as store:
@@ -293,7 +293,7 @@ def report(
 ) -> None:
     """Print each journey's funnel: entered, reached, sent, suppressed, exited, converted."""
     from engine.dsl.models import Journey
-    from engine.report import format_funnel, funnel
+    from engine.services.report import format_funnel, funnel
 
     async def go() -> None:
         async with open_store(Settings()) as store:

@@ -24,14 +24,14 @@ from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
 from engine.caps.redis_caps import RedisCapService
 from engine.demo.population import population
-from engine.deploy import deploy_file
 from engine.domain import Event, JourneyVersion
 from engine.dsl.loader import load_policy, load_segment
 from engine.dsl.models import EventEntry, SegmentEntry
-from engine.enroll import Enroller
-from engine.events import EventRouter
-from engine.report import format_funnel, funnel
-from engine.segments import segment_members
+from engine.services.deploy import deploy_file
+from engine.services.enroll import Enroller
+from engine.services.events import EventRouter
+from engine.services.report import format_funnel, funnel
+from engine.services.segments import segment_members
 from engine.stack import EmbeddedStack, StackPorts
 from engine.store import Store
 from engine.worker import build_worker

@@ -1,13 +1,13 @@
 """`SegmentEntryWorkflow`: one scheduled evaluation of a segment, entering its members in pages.
 
-A Temporal Schedule per segment-entry journey starts it (`engine.schedules`). The evaluation time
+A Temporal Schedule per segment-entry journey starts it (`services.schedules`). The evaluation time
 is fixed by the first run (``workflow.now()``, i.e. when the schedule fired) and carried through
 continue-as-new, so every page of one evaluation sees the same "now". Each activity call enters
 up to a few pages of members in id order and returns where it stopped; the workflow then continues
 as new from there, so its history stays a handful of events however large the segment.
 
-No I/O here: the activity (``enter_segment_page``, `engine.schedules.SegmentEntryActivities`)
-reads the store and calls the Enroller.
+No I/O here: the activity (``enter_segment_page``,
+`engine.services.schedules.SegmentEntryActivities`) reads the store and calls the Enroller.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from engine.api import ApiConfigError, create_app
-from engine.enroll import Enroller
-from engine.events import EventRouter
+from engine.services.enroll import Enroller
+from engine.services.events import EventRouter
 from engine.store import Store
 from tests.api.conftest import KEYS, Api, serving
 

@@ -11,8 +11,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from engine.api import create_app, serve_api
-from engine.enroll import Enroller
-from engine.events import EventRouter
+from engine.services.enroll import Enroller
+from engine.services.events import EventRouter
 from tests.api.conftest import serving
 from tests.harness import sqlite_store
 

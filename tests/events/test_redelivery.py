@@ -11,9 +11,9 @@ import pytest
 from temporalio.client import Client
 
 from engine.domain import Event
-from engine.enroll import Enroller
-from engine.events import DeliveryIncomplete, EventRouter
 from engine.servers import free_port
+from engine.services.enroll import Enroller
+from engine.services.events import DeliveryIncomplete, EventRouter
 from engine.temporal import DATA_CONVERTER
 from tests.api.conftest import Api
 from tests.harness import Harness, person

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from engine.dsl.loader import load_segment, load_tiers
 from engine.importers.cdnow import import_cdnow
-from engine.segments import count_members, preview_segment
+from engine.services.segments import count_members, preview_segment
 from engine.store import Store
 from engine.store.tables import events, profiles
 

@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from engine.domain import Event, Profile
 from engine.dsl.policy import Policy
 from engine.dsl.segments import Segment
-from engine.schedules import SegmentEntryActivities, schedule_id, sync_schedules
+from engine.services.schedules import SegmentEntryActivities, schedule_id, sync_schedules
 from engine.worker import build_worker
 from engine.workflow.segment_entry import SegmentEntryInput
 from tests.harness import Harness, running_worker, sqlite_store

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.deploy import deploy_journey
 from engine.domain import Profile
 from engine.dsl.models import Journey
+from engine.services.deploy import deploy_journey
 from engine.templates import (
     TemplateError,
     load_templates,
@@ -193,8 +193,8 @@ def test_defaults_fill_a_missing_attribute_and_strict_undefined_catches_the_rest
 
 
 def test_every_example_journeys_templates_pass_the_deploy_checks(repo_root: Path) -> None:
-    from engine.deploy import channels_by_template, journey_files
     from engine.dsl.loader import load_journey
+    from engine.services.deploy import channels_by_template, journey_files
 
     journeys, _ = journey_files(sorted((repo_root / "journeys").glob("*.yaml")))
     assert len(journeys) >= 3

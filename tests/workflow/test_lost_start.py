@@ -13,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from engine.domain import JourneyVersion
-from engine.enroll import Enroller
+from engine.services.enroll import Enroller
 from tests.harness import Harness, person
 
 pytestmark = pytest.mark.timeout(60)

@@ -15,9 +15,9 @@ import pytest
 from ruamel.yaml import YAML
 from temporalio.testing import WorkflowEnvironment
 
-from engine.deploy import deploy_journey
 from engine.dsl.models import Journey
-from engine.enroll import Enroller
+from engine.services.deploy import deploy_journey
+from engine.services.enroll import Enroller
 from engine.store import Store
 from tests.harness import RedisServer, person, sqlite_store
 

@@ -32,7 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.domain import Event, JourneyVersion
 from engine.dsl.models import EventEntry
-from engine.enroll import Enroller
+from engine.services.enroll import Enroller
 from engine.store import RecordedEvent, Store
 from engine.temporal import workflow_id
 from engine.workflow.messages import EventSignal

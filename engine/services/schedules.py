@@ -11,7 +11,7 @@ action starts `SegmentEntryWorkflow` with a snapshot of the segment and the tier
 of journeys that no longer enter by segment are deleted.
 
 `SegmentEntryActivities.enter_segment_page` does the work of one workflow run: it pages through
-the segment's members in id order (SQL, `engine.segments.iter_members`) and enters each page
+the segment's members in id order (SQL, `segments.iter_members`) and enters each page
 with the Enroller, heartbeating the last id entered, so a retried attempt resumes after it. No
 person is started twice by one evaluation: re-entry rules and the one-live-run workflow id hold
 for every page, and people the evaluation already entered (its enrollments are stamped with the
@@ -45,8 +45,8 @@ from temporalio.client import (
 from engine.dsl.models import Journey, SegmentEntry
 from engine.dsl.policy import Policy
 from engine.dsl.tiers import Tiers
-from engine.enroll import Enroller
-from engine.segments import find_segment, iter_members
+from engine.services.enroll import Enroller
+from engine.services.segments import find_segment, iter_members
 from engine.store import Store
 from engine.store.tables import enrollments
 from engine.workflow.segment_entry import (
