@@ -4,8 +4,11 @@ A large journey starts thousands of sends at once; providers throttle (Aliyun SM
 answer "too many requests" past their rate). Waiting here, inside the send activity, is cheaper
 than a refused request and a Temporal retry: the activity simply takes a little longer.
 
-The limits hold per worker process; with N workers the provider sees up to N times the rate, so
-configure ``rate_per_second`` as the provider's limit divided by the number of workers.
+The concurrency limit holds per worker process. The rate is kept by a *pacer*: by default a token
+bucket in this process (with N workers the provider would see up to N times the rate); the worker
+gives the registry a pacer shared by every worker through Redis (``engine.caps.pacing``), so the
+rate holds for the whole fleet. A pacer that cannot be reached raises
+:class:`~connectors.base.RetryableSendError` before anything is sent.
 """
 
 from __future__ import annotations
@@ -13,11 +16,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from connectors.base import Connector, DeliveryReceipt, OutboundMessage, SendLimits
 
-__all__ = ["LimitedConnector", "TokenBucket", "limits_of"]
+__all__ = ["LimitedConnector", "Pacer", "PacerFactory", "TokenBucket", "limits_of", "local_pacer"]
+
+
+class Pacer(Protocol):
+    """Spaces a connector's requests: ``acquire`` returns when the next one may start."""
+
+    async def acquire(self) -> None: ...
+
+
+PacerFactory = Callable[[str, float, int], Pacer]
+"""Builds the pacer of one connector from (connector name, rate per second, burst)."""
 
 
 class TokenBucket:
@@ -51,6 +64,11 @@ class TokenBucket:
             await asyncio.sleep(wait)
 
 
+def local_pacer(name: str, rate: float, burst: int) -> Pacer:
+    """A token bucket in this process: the rate holds per worker."""
+    return TokenBucket(rate, burst)
+
+
 def limits_of(connector: object) -> SendLimits:
     """A connector's declared ``limits`` (none when it declares none)."""
     limits = getattr(connector, "limits", None)
@@ -60,12 +78,14 @@ def limits_of(connector: object) -> SendLimits:
 class LimitedConnector:
     """Wraps a connector so its sends respect ``limits``; everything else passes through."""
 
-    def __init__(self, inner: Connector, limits: SendLimits) -> None:
+    def __init__(
+        self, inner: Connector, limits: SendLimits, pacer_factory: PacerFactory = local_pacer
+    ) -> None:
         self.inner = inner
         self.name = inner.name
         self.limits = limits
         self._bucket = (
-            TokenBucket(limits.rate_per_second, limits.burst)
+            pacer_factory(inner.name, limits.rate_per_second, limits.burst)
             if limits.rate_per_second is not None
             else None
         )

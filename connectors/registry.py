@@ -40,7 +40,7 @@ from connectors.base import Connector, ConnectorConfigError, ProviderQuota, Send
 from connectors.console import ConsoleConnector
 from connectors.email_http import EmailHttpConnector
 from connectors.email_smtp import SmtpConnector
-from connectors.limits import LimitedConnector, limits_of
+from connectors.limits import LimitedConnector, PacerFactory, limits_of, local_pacer
 from connectors.push import PushConnector
 from connectors.sms import SmsConnector
 from connectors.webhook import WebhookConnector
@@ -200,8 +200,10 @@ class ConnectorRegistry:
         client: httpx.AsyncClient,
         factories: Mapping[str, ConnectorFactory],
         load_failures: Mapping[str, str] | None = None,
+        pacer_factory: PacerFactory = local_pacer,
     ) -> None:
         self._settings = settings
+        self._pacer_factory = pacer_factory
         self._client = client
         self._factories = dict(factories)
         self._load_failures = dict(load_failures or {})
@@ -210,11 +212,15 @@ class ConnectorRegistry:
 
     @classmethod
     def from_settings(
-        cls, settings: ConnectorSettings, client: httpx.AsyncClient
+        cls,
+        settings: ConnectorSettings,
+        client: httpx.AsyncClient,
+        pacer_factory: PacerFactory = local_pacer,
     ) -> ConnectorRegistry:
-        """The built-ins plus every installed ``journey_engine.connectors`` entry point."""
+        """The built-ins plus every installed ``journey_engine.connectors`` entry point; rate
+        limits are kept by ``pacer_factory``'s pacers (per process unless told otherwise)."""
         factories, failures = discover_factories()
-        return cls(settings, client, factories, failures)
+        return cls(settings, client, factories, failures, pacer_factory)
 
     @property
     def channels(self) -> Mapping[str, str]:
@@ -324,4 +330,4 @@ class ConnectorRegistry:
         limits = override.as_limits() if override is not None else limits_of(connector)
         if limits.unlimited:
             return connector
-        return LimitedConnector(connector, limits)
+        return LimitedConnector(connector, limits, self._pacer_factory)

@@ -9,13 +9,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
+import redis.asyncio as aioredis
 import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
-from engine.caps.factory import build_cap_checker
+from engine.caps.factory import build_cap_checker, redis_client
+from engine.caps.pacing import redis_pacers
 from engine.dsl.loader import load_tiers
 from engine.dsl.models import Journey, SendStep
 from engine.dsl.tiers import Tiers
@@ -35,7 +37,8 @@ log = structlog.get_logger(__name__)
 async def journey_worker(settings: Settings, client: Client, store: Store) -> AsyncIterator[Worker]:
     """A worker with every port wired; connector problems are reported before it polls."""
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
-    registry = ConnectorRegistry.from_settings(ConnectorSettings(), http)
+    pacing = redis_client(settings)
+    registry = connector_registry(http, pacing)
     problems = registry.check()
     for problem in problems:
         log.warning("connector_not_configured", problem=problem)
@@ -43,6 +46,7 @@ async def journey_worker(settings: Settings, client: Client, store: Store) -> As
     broken = [line for line in problems if any(f"channel {c!r}" in line for c in needed)]
     if broken:
         await http.aclose()
+        await pacing.aclose()
         raise StackError("deployed journeys use unconfigured channels: " + "; ".join(broken))
     activities = JourneyActivities(
         store,
@@ -58,6 +62,13 @@ async def journey_worker(settings: Settings, client: Client, store: Store) -> As
     finally:
         await registry.aclose()
         await http.aclose()
+        await pacing.aclose()
+
+
+def connector_registry(http: httpx.AsyncClient, pacing: aioredis.Redis) -> ConnectorRegistry:
+    """Connectors from the environment; provider rate limits hold across every worker, since
+    their pacers share slots through ``pacing`` (Redis)."""
+    return ConnectorRegistry.from_settings(ConnectorSettings(), http, redis_pacers(pacing))
 
 
 def load_member_tiers(settings: Settings) -> Tiers | None:

@@ -38,11 +38,17 @@ def with_provider_quotas(policy: Policy, quotas: Mapping[str, ProviderQuota]) ->
     return policy.model_copy(update={"caps": caps})
 
 
+def redis_client(settings: Settings) -> aioredis.Redis:
+    """A client of JOURNEY_REDIS_URL with short timeouts: Redis down fails a send fast (and
+    Temporal retries it), it never hangs one."""
+    return aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+
+
 def build_cap_checker(
     settings: Settings, quotas: Mapping[str, ProviderQuota] | None = None
 ) -> CapChecker:
     """The Redis cap service over JOURNEY_REDIS_URL with the contact policy and the providers'
     quotas."""
-    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    client = redis_client(settings)
     policy = with_provider_quotas(load_contact_policy(settings), quotas or {})
     return RedisCapService(client, policy)
