@@ -2,6 +2,8 @@
 
 Conversion is measured from the event store, not from the runs: a holdout person whose run ended
 at once still converts if they buy within the goal window — that is what makes holdouts honest.
+A goal event counts by its own time (``Goal.reached``), the rule a live run ends ``converted``
+by, so every run the ledger calls converted is counted here.
 """
 
 from __future__ import annotations
@@ -35,18 +37,20 @@ class Funnel:
     steps: list[StepRow]
     variants: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
     """Split step -> variant -> (people, converted)."""
+    endings: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    """(status, exit reason) -> runs that ended so, most frequent first."""
 
 
 async def funnel(store: Store, journey: Journey) -> Funnel:
     enrollments = await store.enrollments(journey.id)
     converted_ids: set[str] = set()
-    if journey.goal is not None:
-        goal, within = journey.goal.event, journey.goal.within
-        times = await store.goal_events(goal, [e.profile_id for e in enrollments])
+    goal = journey.goal
+    if goal is not None:
+        times = await store.goal_events(goal.event, [e.profile_id for e in enrollments])
         converted_ids = {
             e.id
             for e in enrollments
-            if any(e.entered_at <= t <= e.entered_at + within for t in times.get(e.profile_id, []))
+            if any(goal.reached(e.entered_at, t) for t in times.get(e.profile_id, []))
         }
     reached: Counter[str] = Counter()
     exited: Counter[str] = Counter()
@@ -62,6 +66,7 @@ async def funnel(store: Store, journey: Journey) -> Funnel:
             cell = variants.setdefault(step, {}).setdefault(variant, [0, 0])
             cell[0] += 1
             cell[1] += e.id in converted_ids
+    endings = Counter((e.status, e.exit_reason) for e in enrollments if e.status != "active")
     sends = Counter((d.step_id, d.status) for d in await store.deliveries(journey_id=journey.id))
     rows = [
         StepRow(
@@ -82,6 +87,7 @@ async def funnel(store: Store, journey: Journey) -> Funnel:
         converted=len(converted_ids),
         steps=rows,
         variants={k: {v: (c[0], c[1]) for v, c in d.items()} for k, d in variants.items()},
+        endings=dict(endings.most_common()),
     )
 
 
@@ -99,6 +105,12 @@ def format_funnel(f: Funnel, name: str = "") -> str:
             f"  {r.step:<16}{r.reached:>9}{r.sent:>7}{r.suppressed:>8}{r.failed:>8}"
             f"{r.exited:>8}{r.converted:>7}"
         )
+    if f.endings:
+        ended = (
+            f"{status}{' — ' + reason if reason else ''} {count}"
+            for (status, reason), count in f.endings.items()
+        )
+        lines.append("  ended: " + "; ".join(ended))
     for step, cells in f.variants.items():
         lines.append(f"  split {step} (conversion, 95% confidence interval):")
         ordered = sorted(cells.items())
