@@ -9,8 +9,10 @@ by, so every run the ledger calls converted is counted here.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from engine.domain import Enrollment
 from engine.dsl.models import Journey
 from engine.stats import difference, wilson
 from engine.store import Store
@@ -41,17 +43,25 @@ class Funnel:
     """(status, exit reason) -> runs that ended so, most frequent first."""
 
 
+async def converted_runs(
+    store: Store, journey: Journey, enrollments: Sequence[Enrollment]
+) -> set[str]:
+    """Ids of the enrollments whose person had a goal event in the goal window (by the event's
+    own time), whether or not the run was still live when it came."""
+    goal = journey.goal
+    if goal is None:
+        return set()
+    times = await store.goal_events(goal.event, [e.profile_id for e in enrollments])
+    return {
+        e.id
+        for e in enrollments
+        if any(goal.reached(e.entered_at, t) for t in times.get(e.profile_id, []))
+    }
+
+
 async def funnel(store: Store, journey: Journey) -> Funnel:
     enrollments = await store.enrollments(journey.id)
-    converted_ids: set[str] = set()
-    goal = journey.goal
-    if goal is not None:
-        times = await store.goal_events(goal.event, [e.profile_id for e in enrollments])
-        converted_ids = {
-            e.id
-            for e in enrollments
-            if any(goal.reached(e.entered_at, t) for t in times.get(e.profile_id, []))
-        }
+    converted_ids = await converted_runs(store, journey, enrollments)
     reached: Counter[str] = Counter()
     exited: Counter[str] = Counter()
     conv_at: Counter[str] = Counter()
