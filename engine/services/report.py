@@ -40,7 +40,7 @@ class Funnel:
     variants: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
     """Split step -> variant -> (people, converted)."""
     endings: dict[tuple[str, str | None], int] = field(default_factory=dict)
-    """(status, exit reason) -> runs that ended so, most frequent first."""
+    """(status, exit reason) -> runs that ended so, most frequent first (ties by name)."""
 
 
 async def converted_runs(
@@ -97,7 +97,7 @@ async def funnel(store: Store, journey: Journey) -> Funnel:
         converted=len(converted_ids),
         steps=rows,
         variants={k: {v: (c[0], c[1]) for v, c in d.items()} for k, d in variants.items()},
-        endings=dict(endings.most_common()),
+        endings=dict(sorted(endings.items(), key=lambda e: (-e[1], e[0][0], e[0][1] or ""))),
     )
 
 

@@ -114,6 +114,6 @@ async def test_an_exit_reason_is_kept_in_the_ledger_and_shown_by_report_and_why(
     row = await harness.store.last_enrollment(spec["id"], "vip")
     assert row is not None and row.exit_reason == "handed to a sales rep"
     report = format_funnel(await funnel(harness.store, Journey.model_validate(spec)))
-    assert "ended: completed — handed to a sales rep 1; completed 1" in report
+    assert "ended: completed 1; completed — handed to a sales rep 1" in report
     [line] = await why(harness.store, "vip", spec["id"])
     assert line.endswith(f"{spec['id']}/vip_done run ended: completed — handed to a sales rep")
