@@ -49,16 +49,17 @@ with workflow.unsafe.imports_passed_through():
     )
 
 JOURNEY_STEP = SearchAttributeKey.for_keyword("JourneyStep")
+SPLIT_BUCKETS = 10_000
 
 # Patches (`workflow.patched`). Each is asked only when the new rule decides differently from
-# the old one, so runs where the two agree record no marker and cost no history event.
+# the old one, so runs where the two agree record no marker and cost no history event (a
+# marker and the SDK's change-version attribute, two events, where they differ).
 WAIT_UNTIL_ELAPSED = "wait-until-elapsed-on-run-clock"
 """``wait: {until}`` is the elapsed time (UTC) to the next showing of that time on the person's
 clock, counted from the run's own clock; it was the wall-clock difference from workflow time."""
 GOAL_BY_EVENT_TIME = "goal-by-event-time"
 """A goal event converts when its ``occurred_at`` is in the goal window; it was decided by the
 run's clock when the event arrived."""
-SPLIT_BUCKETS = 10_000
 
 _LOCAL = timedelta(seconds=30)
 # A send is one provider call (10 s HTTP timeout) plus two store writes; a worker that dies
