@@ -76,6 +76,9 @@ class Enrollment:
     status: EnrollmentStatus = "active"
     ended_at: datetime | None = None
     exit_step: str | None = None
+    exit_reason: str | None = None
+    """Why the run ended: the exit step's ``reason``, the goal or exit_on event's name, or the
+    cap rule that ended it; None for an exit step without a reason."""
     path: tuple[str, ...] = ()
     """Step ids in the order the run visited them, written when the run ends."""
     variants: dict[str, str] = field(default_factory=dict)

@@ -185,9 +185,11 @@ async def running_worker(
     time_scale: float = 1.0,
     connectors: ConnectorRegistry | None = None,
     unsubscribe_link: Callable[[str, str], str] | None = None,
+    task_queue: str | None = None,
 ) -> AsyncIterator[Harness]:
-    """A worker on a fresh task queue; every channel goes to a console outbox file, unless
-    ``connectors`` is given (the caller builds, and closes, its own registry)."""
+    """A worker on a fresh task queue (or ``task_queue``, to take over another worker's runs);
+    every channel goes to a console outbox file, unless ``connectors`` is given (the caller
+    builds, and closes, its own registry)."""
     outbox = directory / f"outbox-{uuid.uuid4().hex[:6]}.jsonl"
     http = httpx.AsyncClient()
     registry = connectors or ConnectorRegistry.from_settings(
@@ -197,7 +199,7 @@ async def running_worker(
         ),
         http,
     )
-    task_queue = f"test-{uuid.uuid4().hex[:8]}"
+    task_queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
     activities = JourneyActivities(store, caps or AllowAll(), registry, unsubscribe_link)
     client = env.client
     enroller = Enroller(store, client, task_queue, time_scale=time_scale)

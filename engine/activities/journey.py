@@ -341,6 +341,7 @@ class JourneyActivities:
                 exit_step=input.exit_step,
                 path=input.path,
                 variants=input.variants,
+                exit_reason=input.reason,
             )
         except EnrollmentNotFound:
             # The starter removed the row after a start it thought had failed; the run is real,

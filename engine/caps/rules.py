@@ -14,12 +14,13 @@ oldest counted reservation that keeps the count at the limit leaves the window.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from engine.dsl.durations import format_duration
 from engine.dsl.models import Cap
 from engine.dsl.policy import CapRule, Policy
+from engine.localtime import at_local, next_wall_time, parse_wall
 
 DAY = timedelta(days=1)
 
@@ -68,9 +69,7 @@ def window_start(rule: Rule, at: datetime, zone: ZoneInfo) -> datetime:
     if not rule.calendar:
         return at - rule.per + timedelta(milliseconds=1)
     days = max(1, round(rule.per / DAY))
-    local = at.astimezone(zone)
-    midnight = datetime.combine(local.date() - timedelta(days=days - 1), time(), zone)
-    return midnight.astimezone(UTC)
+    return at_local(at.astimezone(zone).date() - timedelta(days=days - 1), time(), zone)
 
 
 def frees_at(rule: Rule, blocking: datetime, zone: ZoneInfo) -> datetime:
@@ -78,9 +77,7 @@ def frees_at(rule: Rule, blocking: datetime, zone: ZoneInfo) -> datetime:
     if not rule.calendar:
         return blocking + rule.per
     days = max(1, round(rule.per / DAY))
-    local = blocking.astimezone(zone)
-    midnight = datetime.combine(local.date() + timedelta(days=days), time(), zone)
-    return midnight.astimezone(UTC)
+    return at_local(blocking.astimezone(zone).date() + timedelta(days=days), time(), zone)
 
 
 def longest(rules: list[Rule]) -> timedelta:
@@ -88,20 +85,14 @@ def longest(rules: list[Rule]) -> timedelta:
 
 
 def quiet_until(policy: Policy, at: datetime, zone: ZoneInfo) -> datetime | None:
-    """If ``at`` falls in the policy's quiet hours (person's local time), when they end."""
+    """If ``at`` falls in the policy's quiet hours (person's local time), when they end: the
+    next time the person's clock shows the end (see `engine.localtime` for daylight saving)."""
     quiet = policy.quiet_hours
     if quiet is None:
         return None
-    start, end = _hm(quiet.from_), _hm(quiet.to)
-    local = at.astimezone(zone)
-    now = local.time()
+    start, end = parse_wall(quiet.from_), parse_wall(quiet.to)
+    now = at.astimezone(zone).time()
     inside = (start <= now < end) if start <= end else (now >= start or now < end)
     if not inside:
         return None
-    day = local.date() if now < end else local.date() + DAY
-    return datetime.combine(day, end, zone).astimezone(UTC)
-
-
-def _hm(text: str) -> time:
-    hour, minute = text.split(":")
-    return time(int(hour), int(minute))
+    return next_wall_time(at, end, zone)

@@ -275,7 +275,8 @@ def why(
     profile_id: str,
     journey: Annotated[str | None, typer.Option(help="only this journey")] = None,
 ) -> None:
-    """Every send attempt for a person and why it went out or did not (rule, count, frees at)."""
+    """Every send attempt for a person and why it went out or did not (rule, count, frees at),
+    and how each of their runs ended and why."""
     from engine.services.why import why as explain_sends
 
     async def go() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 # Imported here, not in the validator: a journey is validated inside the workflow sandbox too,
@@ -98,6 +98,12 @@ class Goal(Strict):
 
     event: AttributeName
     within: Duration
+
+    def reached(self, entered_at: datetime, occurred_at: datetime) -> bool:
+        """Whether a goal event that occurred at ``occurred_at`` converts a run that entered at
+        ``entered_at``: the event's own time decides, not when it arrived. The run (ending as
+        ``converted``) and the report (counting conversions) both ask this."""
+        return entered_at <= occurred_at <= entered_at + self.within
 
 
 class ExitOn(Strict):

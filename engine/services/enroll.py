@@ -206,6 +206,7 @@ class Enroller:
                         enrollment_id=row.id,
                         timezone=profile.timezone,
                         time_scale=self._time_scale,
+                        entered_at=row.entered_at,
                     ),
                     id=workflow_id(journey.id, profile.id),
                     task_queue=self._task_queue,

@@ -2,13 +2,17 @@
 
 Conversion is measured from the event store, not from the runs: a holdout person whose run ended
 at once still converts if they buy within the goal window — that is what makes holdouts honest.
+A goal event counts by its own time (``Goal.reached``), the rule a live run ends ``converted``
+by, so every run the ledger calls converted is counted here.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from engine.domain import Enrollment
 from engine.dsl.models import Journey
 from engine.stats import difference, wilson
 from engine.store import Store
@@ -35,19 +39,29 @@ class Funnel:
     steps: list[StepRow]
     variants: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
     """Split step -> variant -> (people, converted)."""
+    endings: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    """(status, exit reason) -> runs that ended so, most frequent first (ties by name)."""
+
+
+async def converted_runs(
+    store: Store, journey: Journey, enrollments: Sequence[Enrollment]
+) -> set[str]:
+    """Ids of the enrollments whose person had a goal event in the goal window (by the event's
+    own time), whether or not the run was still live when it came."""
+    goal = journey.goal
+    if goal is None:
+        return set()
+    times = await store.goal_events(goal.event, [e.profile_id for e in enrollments])
+    return {
+        e.id
+        for e in enrollments
+        if any(goal.reached(e.entered_at, t) for t in times.get(e.profile_id, []))
+    }
 
 
 async def funnel(store: Store, journey: Journey) -> Funnel:
     enrollments = await store.enrollments(journey.id)
-    converted_ids: set[str] = set()
-    if journey.goal is not None:
-        goal, within = journey.goal.event, journey.goal.within
-        times = await store.goal_events(goal, [e.profile_id for e in enrollments])
-        converted_ids = {
-            e.id
-            for e in enrollments
-            if any(e.entered_at <= t <= e.entered_at + within for t in times.get(e.profile_id, []))
-        }
+    converted_ids = await converted_runs(store, journey, enrollments)
     reached: Counter[str] = Counter()
     exited: Counter[str] = Counter()
     conv_at: Counter[str] = Counter()
@@ -62,6 +76,7 @@ async def funnel(store: Store, journey: Journey) -> Funnel:
             cell = variants.setdefault(step, {}).setdefault(variant, [0, 0])
             cell[0] += 1
             cell[1] += e.id in converted_ids
+    endings = Counter((e.status, e.exit_reason) for e in enrollments if e.status != "active")
     sends = Counter((d.step_id, d.status) for d in await store.deliveries(journey_id=journey.id))
     rows = [
         StepRow(
@@ -82,6 +97,7 @@ async def funnel(store: Store, journey: Journey) -> Funnel:
         converted=len(converted_ids),
         steps=rows,
         variants={k: {v: (c[0], c[1]) for v, c in d.items()} for k, d in variants.items()},
+        endings=dict(sorted(endings.items(), key=lambda e: (-e[1], e[0][0], e[0][1] or ""))),
     )
 
 
@@ -99,6 +115,12 @@ def format_funnel(f: Funnel, name: str = "") -> str:
             f"  {r.step:<16}{r.reached:>9}{r.sent:>7}{r.suppressed:>8}{r.failed:>8}"
             f"{r.exited:>8}{r.converted:>7}"
         )
+    if f.endings:
+        ended = (
+            f"{status}{' — ' + reason if reason else ''} {count}"
+            for (status, reason), count in f.endings.items()
+        )
+        lines.append("  ended: " + "; ".join(ended))
     for step, cells in f.variants.items():
         lines.append(f"  split {step} (conversion, 95% confidence interval):")
         ordered = sorted(cells.items())

@@ -1,8 +1,11 @@
-"""``journey why``: for one person, every send attempt and why it went out or did not."""
+"""``journey why``: for one person, every send attempt and why it went out or did not, and how
+each of their runs ended and why."""
 
 from __future__ import annotations
 
-from engine.domain import Delivery
+from datetime import datetime
+
+from engine.domain import Delivery, Enrollment
 from engine.store import Store
 
 _MEANING = {
@@ -32,7 +35,23 @@ def explain(delivery: Delivery) -> str:
     return line
 
 
+def explain_ending(enrollment: Enrollment) -> str:
+    """One line for a finished run: when, where it stopped, how it ended and why."""
+    assert enrollment.ended_at is not None
+    line = (
+        f"{enrollment.ended_at:%Y-%m-%d %H:%M:%S} {enrollment.journey_id}/{enrollment.exit_step} "
+        f"run ended: {enrollment.status}"
+    )
+    if enrollment.exit_reason:
+        line += f" — {enrollment.exit_reason}"
+    return line
+
+
 async def why(store: Store, profile_id: str, journey_id: str | None = None) -> list[str]:
-    """The person's send attempts in time order (UTC), optionally for one journey."""
+    """The person's send attempts and run endings in time order (UTC), optionally for one
+    journey."""
     deliveries = await store.deliveries(profile_id=profile_id, journey_id=journey_id)
-    return [explain(d) for d in sorted(deliveries, key=lambda d: d.created_at)]
+    runs = await store.person_enrollments(profile_id, journey_id)
+    lines: list[tuple[datetime, str]] = [(d.created_at, explain(d)) for d in deliveries]
+    lines += [(e.ended_at, explain_ending(e)) for e in runs if e.ended_at is not None]
+    return [line for _, line in sorted(lines, key=lambda pair: pair[0])]

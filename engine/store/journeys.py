@@ -226,6 +226,17 @@ class JourneyStore(StoreCore):
         async with self._engine.connect() as conn:
             return [records.enrollment(row) for row in await conn.execute(query)]
 
+    async def person_enrollments(
+        self, profile_id: str, journey_id: str | None = None
+    ) -> list[Enrollment]:
+        """A person's enrollments (in one journey, or all), oldest first."""
+        query = select(enrollments).where(enrollments.c.profile_id == profile_id)
+        if journey_id is not None:
+            query = query.where(enrollments.c.journey_id == journey_id)
+        query = query.order_by(enrollments.c.entered_at, enrollments.c.id)
+        async with self._engine.connect() as conn:
+            return [records.enrollment(row) for row in await conn.execute(query)]
+
     async def finish_enrollment(
         self,
         enrollment_id: str,
@@ -235,6 +246,7 @@ class JourneyStore(StoreCore):
         exit_step: str | None,
         path: Sequence[str],
         variants: Mapping[str, str],
+        exit_reason: str | None = None,
     ) -> None:
         """Record how a run ended. The first finish wins: finishing again (a retried activity) is
         a no-op. Raises ``EnrollmentNotFound`` for an unknown id."""
@@ -248,6 +260,7 @@ class JourneyStore(StoreCore):
                     status=status,
                     ended_at=require_aware(ended_at),
                     exit_step=exit_step,
+                    exit_reason=exit_reason,
                     path=list(path),
                     variants=dict(variants),
                 )
@@ -290,6 +303,7 @@ def _enrollment_row(enrollment: Enrollment) -> dict[str, Any]:
         "status": enrollment.status,
         "ended_at": None if enrollment.ended_at is None else require_aware(enrollment.ended_at),
         "exit_step": enrollment.exit_step,
+        "exit_reason": enrollment.exit_reason,
         "path": list(enrollment.path),
         "variants": dict(enrollment.variants),
     }

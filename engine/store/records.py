@@ -61,6 +61,7 @@ def enrollment(row: Row[Any]) -> Enrollment:
         status=cast(EnrollmentStatus, row.status),
         ended_at=row.ended_at,
         exit_step=row.exit_step,
+        exit_reason=row.exit_reason,
         path=tuple(row.path),
         variants=dict(row.variants),
     )

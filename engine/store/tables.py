@@ -103,6 +103,7 @@ enrollments = Table(
     Column("status", String(16), nullable=False),
     Column("ended_at", UTCDateTime, nullable=True),
     Column("exit_step", String, nullable=True),
+    Column("exit_reason", Text, nullable=True),
     Column("path", Json, nullable=False),
     Column("variants", Json, nullable=False),
     Index(None, "journey_id", "profile_id", "entered_at"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         WaitStep,
         WaitUntil,
     )
+    from engine.localtime import next_wall_time
     from engine.workflow.messages import (
         BranchInput,
         BranchResult,
@@ -49,6 +50,16 @@ with workflow.unsafe.imports_passed_through():
 
 JOURNEY_STEP = SearchAttributeKey.for_keyword("JourneyStep")
 SPLIT_BUCKETS = 10_000
+
+# Patches (`workflow.patched`). Each is asked only when the new rule decides differently from
+# the old one, so runs where the two agree record no marker and cost no history event (a
+# marker and the SDK's change-version attribute, two events, where they differ).
+WAIT_UNTIL_ELAPSED = "wait-until-elapsed-on-run-clock"
+"""``wait: {until}`` is the elapsed time (UTC) to the next showing of that time on the person's
+clock, counted from the run's own clock; it was the wall-clock difference from workflow time."""
+GOAL_BY_EVENT_TIME = "goal-by-event-time"
+"""A goal event converts when its ``occurred_at`` is in the goal window; it was decided by the
+run's clock when the event arrived."""
 
 _LOCAL = timedelta(seconds=30)
 # A send is one provider call (10 s HTTP timeout) plus two store writes; a worker that dies
@@ -99,6 +110,8 @@ class JourneyWorkflow:
         self._visits: dict[str, int] = {}
         self._skipped = timedelta(0)
         self._entered = workflow.now()
+        self._entered_at = input.entered_at or self._entered
+        self._exit_reason: str | None = None
 
     @workflow.signal(name="event")
     def event(self, signal: EventSignal) -> None:
@@ -107,11 +120,7 @@ class JourneyWorkflow:
             return  # delivery is at least once: a repeated event changes nothing
         self._seen.add(signal.event_id)
         goal = self._journey.goal
-        if (
-            goal
-            and signal.name == goal.event
-            and self._simulated_now() - self._entered <= goal.within
-        ):
+        if goal and signal.name == goal.event and self._converts(signal):
             self._ended = ("converted", signal.name)
         elif any(e.event == signal.name for e in self._journey.exit_on):
             self._ended = ("exited", signal.name)
@@ -139,7 +148,7 @@ class JourneyWorkflow:
             self._path.append(step_id)
             self._visits[step_id] = self._visits.get(step_id, 0) + 1
             step_id = await self._execute(self._journey.step(step_id))
-        status, reason = self._ended or ("completed", None)
+        status, reason = self._ended or ("completed", self._exit_reason)
         self._waiting_for = self._until = None
         workflow.set_current_details(f"ended: {status} at step {self._step}")
         await workflow.execute_local_activity(
@@ -151,6 +160,7 @@ class JourneyWorkflow:
                 path=self._path,
                 variants=self._variants,
                 ended_at=workflow.now(),
+                reason=reason,
             ),
             start_to_close_timeout=_LOCAL,
         )
@@ -188,6 +198,7 @@ class JourneyWorkflow:
             )
             return step.next or self._journey.following(step.id)
         if isinstance(step, ExitStep):
+            self._exit_reason = step.exit.reason
             return None
         raise TypeError(f"unknown step kind {type(step).__name__}")
 
@@ -295,16 +306,31 @@ class JourneyWorkflow:
         is simply workflow time."""
         return workflow.now() + self._skipped
 
+    def _converts(self, signal: EventSignal) -> bool:
+        """Whether a goal event ends the run as converted: its own time is in the goal window
+        (the rule the report counts by), however late it arrives."""
+        goal = self._journey.goal
+        assert goal is not None
+        new = goal.reached(self._entered_at, signal.occurred_at)
+        old = self._simulated_now() - self._entered <= goal.within
+        if new != old and not workflow.patched(GOAL_BY_EVENT_TIME):
+            return old
+        return new
+
     def _wait_length(self, wait: timedelta | WaitUntil) -> timedelta:
         if isinstance(wait, timedelta):
             return self._scaled(wait)
         zone = ZoneInfo(self._input.timezone)
-        now = workflow.now().astimezone(zone)
         hour, minute = wait.hour_minute
-        target = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        if target <= now:
-            target += timedelta(days=1)
-        return self._scaled(target - now)
+        # Elapsed time to the next showing of the time on the person's clock, counted on the
+        # run's clock (scaled runs land at that local time of their own timeline). Subtracting
+        # two datetimes in one ZoneInfo would give wall-clock time, an hour off across DST.
+        clock = self._simulated_now()
+        new = next_wall_time(clock, time(hour, minute), zone) - clock
+        old = _wall_clock_wait(workflow.now(), hour, minute, zone)
+        if new != old and not workflow.patched(WAIT_UNTIL_ELAPSED):
+            return self._scaled(old)
+        return self._scaled(new)
 
     async def _pause(
         self,
@@ -338,14 +364,30 @@ class JourneyWorkflow:
                 timeout_summary=f"{step_id}: {waiting_for or 'wait'}",
             )
         except TimeoutError:
+            self._count_skipped(began, length)
             return False
         finally:
+            # No workflow call here: on eviction (a worker shutting down, a full cache) the
+            # coroutine is closed outside the workflow's event loop and this still runs.
             self._waiting_for = self._until = None
-            # Only the wait itself is compressed: time the run spent queued behind a busy worker
-            # stays real, or a backlog of seconds would count as days of the journey.
-            waited = min(workflow.now() - began, length)
-            self._skipped += waited * (self._input.time_scale - 1)
+        self._count_skipped(began, length)
         return done is not None and done()
+
+    def _count_skipped(self, began: datetime, length: timedelta) -> None:
+        """Add what a finished scaled wait compressed to the run's clock. Only the wait itself
+        is compressed: time the run spent queued behind a busy worker stays real, or a backlog
+        of seconds would count as days of the journey."""
+        waited = min(workflow.now() - began, length)
+        self._skipped += waited * (self._input.time_scale - 1)
+
+
+def _wall_clock_wait(now: datetime, hour: int, minute: int, zone: ZoneInfo) -> timedelta:
+    """The wait before ``WAIT_UNTIL_ELAPSED``: a wall-clock difference, kept for replay."""
+    local = now.astimezone(zone)
+    target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if target <= local:
+        target += timedelta(days=1)
+    return target - local
 
 
 def _gave_up(exc: ActivityError) -> str:

@@ -33,12 +33,17 @@ class JourneyInput(Message):
     timezone: str = "Asia/Shanghai"
     time_scale: float = Field(1.0, gt=0)
     """Divides every wait (demos and rehearsals only)."""
+    entered_at: datetime | None = None
+    """The ledger's entry time, from which the goal window runs (runs started without it use
+    their start time)."""
 
 
 class EventSignal(Message):
     name: str
     event_id: str
     occurred_at: datetime
+    """When the event happened: a goal event converts the run only if this falls in the goal
+    window, however late it arrives."""
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -125,3 +130,6 @@ class FinishInput(Message):
     path: list[str]
     variants: dict[str, str]
     ended_at: datetime
+    reason: str | None = None
+    """Why the run ended: the exit step's ``reason``, the goal or ``exit_on`` event, the cap
+    rule that ended it."""

@@ -34,6 +34,7 @@ async def test_finishing_twice_is_harmless_and_the_first_finish_wins(store: Stor
         "exit_step": "wait_pay",
         "path": ["pause", "test", "copy_a", "wait_pay"],
         "variants": {"test": "A"},
+        "exit_reason": "order_paid",
     }
 
     await store.finish_enrollment("e1", **finish)  # type: ignore[arg-type]
@@ -56,9 +57,19 @@ async def test_finishing_twice_is_harmless_and_the_first_finish_wins(store: Stor
         status="converted",
         ended_at=T0 + timedelta(days=1),
         exit_step="wait_pay",
+        exit_reason="order_paid",
         path=("pause", "test", "copy_a", "wait_pay"),
         variants={"test": "A"},
     )
+
+
+async def test_a_persons_enrollments_across_journeys_oldest_first(store: Store) -> None:
+    await store.create_enrollment(_enrollment("e2", T0 + timedelta(days=1)))
+    await store.create_enrollment(Enrollment("e1", "welcome", 1, "p1", T0))
+    await store.create_enrollment(_enrollment("e3", T0, profile_id="p2"))
+
+    assert [e.id for e in await store.person_enrollments("p1")] == ["e1", "e2"]
+    assert [e.id for e in await store.person_enrollments("p1", "cart")] == ["e2"]
 
 
 async def test_finishing_an_unknown_enrollment_raises(store: Store) -> None:

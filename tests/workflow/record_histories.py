@@ -1,4 +1,6 @@
-"""Record journey histories for the replay test: ``python -m tests.workflow.record_histories``.
+"""Record journey histories for the replay test: ``python -m tests.workflow.record_histories``
+records every step kind (timeout, vip, converts); ``... evicted`` records only the run evicted
+mid-wait.
 
 Re-record only on purpose (a new step kind, a patched change). The replay test then proves that
 the interpreter still makes the same decisions for runs recorded by earlier versions.
@@ -7,15 +9,25 @@ the interpreter still makes the same decisions for runs recorded by earlier vers
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import sys
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from engine.domain import Event
+from engine.servers import find_binary
+from engine.store import Store
+from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS
+from engine.workflow.messages import RunResult
 from tests.harness import Harness, person, running_worker, sqlite_store, start_time_skipping
 
 HERE = Path(__file__).parent / "histories"
@@ -80,16 +92,98 @@ async def record(h: Harness, env: WorkflowEnvironment) -> None:
         print(f"recorded {pid}: {len(history.events)} events")
 
 
-async def main() -> None:
-    env = await start_time_skipping()
+EVICTED: dict[str, Any] = {
+    "id": "evicted",
+    "name": "evicted mid-wait",
+    "entry": {"api": True},
+    "goal": {"event": "order_paid", "within": "14d"},
+    "steps": [
+        {"id": "pause", "wait": "1h"},
+        {"id": "morning", "wait": {"until": "10:00"}},
+        {"id": "hi", "send": {"channel": "sms", "template": "hello"}},
+        {"id": "hold", "wait": "30d"},
+        {"id": "done", "exit": {"reason": "no order"}},
+    ],
+}
+EVICTED_SCALE = 86400
+"""A simulated day per second, as the demo: on the dev server (real time) the run reaches its
+30-day hold within about a second, and its time-of-day wait takes the patched path."""
+
+
+@contextmanager
+def unraisable_errors() -> Iterator[list[BaseException | None]]:
+    """Errors Python could only print ("Exception ignored in ..."), such as a workflow coroutine
+    closed outside its event loop when a worker drops it from its cache."""
+    caught: list[BaseException | None] = []
+    before = sys.unraisablehook
+    sys.unraisablehook = lambda report: caught.append(report.exc_value)
+    try:
+        yield caught
+        gc.collect()
+    finally:
+        sys.unraisablehook = before
+
+
+async def evict_mid_wait(
+    env: WorkflowEnvironment, store: Store, directory: Path
+) -> tuple[RunResult, WorkflowHistory, list[BaseException | None]]:
+    """A run whose worker shuts down (evicting it) during a 30-day wait, taken over by a second
+    worker on the same task queue and converted there: its result, its history and what the
+    shutdown printed. ``env`` is a dev server (its sticky queues hand work on when a worker
+    leaves; the time-skipping server's do not)."""
+    spec = {**EVICTED, "id": f"evicted-{uuid.uuid4().hex[:6]}"}
+    jid = spec["id"]
+    with unraisable_errors() as printed:
+        async with running_worker(env, store, directory, time_scale=EVICTED_SCALE) as first:
+            now = await env.get_current_time()
+            version = await first.deploy(spec, {"hello": {"text": "hi"}}, now)
+            await store.upsert_profiles([person("evicted", phone="+3")])
+            await first.enroller.enroll(version, ["evicted"], now)
+            await first.until_step(jid, "evicted", "hold", within=30)
+            # Paid the day before entering, delivered now: not this run's conversion.
+            early = Event(uuid.uuid4().hex, "evicted", "order_paid", now - timedelta(days=1))
+            await first.router.ingest(early, await env.get_current_time())
+        # Leaving the block shut the worker down, evicting the run in the middle of its wait.
+    async with running_worker(
+        env, store, directory, time_scale=EVICTED_SCALE, task_queue=first.task_queue
+    ) as second:
+        paid = await env.get_current_time()
+        await second.router.ingest(Event(uuid.uuid4().hex, "evicted", "order_paid", paid), paid)
+        result = await second.result(jid, "evicted")
+        history = await second.handle(jid, "evicted").fetch_history()
+    return result, history, printed
+
+
+async def record_evicted(directory: Path, store: Store) -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(find_binary("temporal")),
+        data_converter=DATA_CONVERTER,
+        search_attributes=list(SEARCH_ATTRIBUTE_KEYS),
+    )
+    try:
+        result, history, printed = await evict_mid_wait(env, store, directory)
+    finally:
+        await env.shutdown()
+    assert result.status == "converted" and not printed, (result, printed)
+    (HERE / "evicted.json").write_text(
+        json.dumps(json.loads(history.to_json()), indent=1) + "\n", encoding="utf-8"
+    )
+    print(f"recorded evicted: {len(history.events)} events")
+
+
+async def main(which: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = await sqlite_store(Path(tmp))
-        async with running_worker(env, store, Path(tmp)) as h:
-            await record(h, env)
+        if which == "evicted":
+            await record_evicted(Path(tmp), store)
+        else:
+            env = await start_time_skipping()
+            async with running_worker(env, store, Path(tmp)) as h:
+                await record(h, env)
+            await env.shutdown()
         await store.aclose()
-    await env.shutdown()
     await asyncio.sleep(0.05)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "all"))

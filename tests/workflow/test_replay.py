@@ -26,7 +26,7 @@ def history(path: Path) -> WorkflowHistory:
 
 
 def test_there_are_recorded_histories() -> None:
-    assert {p.stem for p in HISTORIES} >= {"timeout", "vip", "converts"}
+    assert {p.stem for p in HISTORIES} >= {"timeout", "vip", "converts", "evicted"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
