@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
 from engine.cli import authoring, connectors_cmd, data_cmd
 from engine.cli.stores import open_store
 from engine.dsl.errors import DslError
-from engine.settings import Settings
+from engine.settings import Settings, settings_problem
 from engine.stack import StackError, StackPorts
 from engine.templates import TemplateError
 from engine.temporal import TemporalUnavailable
@@ -40,6 +42,19 @@ app = typer.Typer(
 authoring.register(app)
 connectors_cmd.register(app)
 data_cmd.register(app)
+
+
+@app.callback()
+def _settings_are_readable() -> None:
+    """Marketing journeys as durable Temporal workflows."""
+    # Every command reads Settings(); a malformed JOURNEY_* variable (JOURNEY_API_KEYS= with
+    # no JSON list) is one line here rather than a traceback from inside a command.
+    try:
+        Settings()
+    except (SettingsError, ValidationError) as exc:
+        typer.echo(f"invalid settings: {settings_problem(exc)}", err=True)
+        raise typer.Exit(1) from None
+
 
 T = TypeVar("T")
 
@@ -119,13 +134,20 @@ def api(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: int = 8000,
 ) -> None:
-    """Serve the HTTP ingest API (needs JOURNEY_API_KEYS, a JSON list of bearer keys)."""
+    """Serve the HTTP ingest API (needs JOURNEY_API_KEYS, a JSON list of bearer keys; keys of
+    16 characters or more when --host is not a loopback address)."""
     from engine.api import ApiConfigError, create_app, serve_api
+    from engine.api.auth import exposure_problem
     from engine.services.events import redeliver_periodically
 
+    settings = Settings()
+    keys = [key.get_secret_value() for key in settings.api_keys]
+    problem = exposure_problem(keys, host)
+    if problem:  # before any connection: a misconfigured API says so at once
+        typer.echo(problem, err=True)
+        raise typer.Exit(1)
+
     async def go() -> None:
-        settings = Settings()
-        keys = [key.get_secret_value() for key in settings.api_keys]
         try:
             async with _enroller(settings) as (store, _, router):
                 app_ = create_app(
