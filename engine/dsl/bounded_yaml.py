@@ -12,7 +12,8 @@ and refuses a document whose count exceeds twice its length in characters (at le
 error is a `MarkedYAMLError` at the alias that crossed it, so callers report it like a syntax
 error, with line and column. An alias used inside the node it names is refused too, and nesting
 deeper than `MAX_DEPTH` (the composer, `plain` and pydantic recurse once per level, and Python's
-recursion limit would end them with a traceback).
+recursion limit would end them with a traceback). A value the constructor cannot build (``!!int
+xyz``, an integer of 5,000 digits) is a `YamlValueError` at that value, not a traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, SequenceNode
 
@@ -32,11 +34,19 @@ MAX_DEPTH = 100
 """Nesting levels a document may have; journeys, conditions and templates need a dozen."""
 
 
-class YamlTooLarge(MarkedYAMLError):
-    """The document is out of proportion to its text (aliases), or nested too deeply.
+class YamlRefused(MarkedYAMLError):
+    """A document refused for what it holds rather than its syntax.
 
-    ``problem`` is the reason, ``problem_mark`` the alias (or node) where it was found.
+    ``problem`` is the reason, ``problem_mark`` where it was found.
     """
+
+
+class YamlTooLarge(YamlRefused):
+    """The document is out of proportion to its text (aliases), or nested too deeply."""
+
+
+class YamlValueError(YamlRefused):
+    """A value that cannot be built from its text (``!!int xyz``, a 5,000-digit integer)."""
 
 
 def load_yaml(text: str) -> Any:
@@ -54,6 +64,7 @@ class _BoundedYAML(YAML):
     def __init__(self, budget: int) -> None:
         super().__init__(typ="rt")
         self.Composer = _CountingComposer
+        self.Constructor = _GuardedConstructor
         self.expansion_budget = budget
 
 
@@ -110,6 +121,22 @@ class _CountingComposer(Composer):
                 "multiply: write the values out, or use fewer aliases)",
                 mark,
             )
+
+
+class _GuardedConstructor(RoundTripConstructor):
+    """ruamel's round-trip constructor; Python's own errors building a value are located."""
+
+    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        try:
+            return super().construct_non_recursive_object(node, tag)
+        except YAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError, LookupError, AttributeError) as exc:
+            # ruamel's constructors call int(), datetime(), dict lookups ... on text as written.
+            reason = str(exc).split("; use sys.")[0]  # Python's advice to the programmer
+            raise YamlValueError(
+                None, None, f"cannot read this value: {reason}", node.start_mark
+            ) from None
 
 
 def _children(node: Any) -> list[Any]:

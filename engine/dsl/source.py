@@ -15,7 +15,7 @@ from typing import Any
 
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from engine.dsl.bounded_yaml import YamlTooLarge, load_yaml
+from engine.dsl.bounded_yaml import YamlRefused, load_yaml
 from engine.dsl.errors import DslError, Problem
 
 PathPart = str | int
@@ -108,7 +108,7 @@ def syntax_problem(exc: YAMLError, file: str) -> Problem:
     """A YAML error as a located Problem (1:1 when the parser gives no position)."""
     if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
-        if isinstance(exc, YamlTooLarge):
+        if isinstance(exc, YamlRefused):
             return Problem(file, mark.line + 1, mark.column + 1, TOP, str(exc.problem))
         message = f"YAML syntax error: {exc.problem}"
         if exc.context and exc.context_mark is not None:

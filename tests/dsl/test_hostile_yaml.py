@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.dsl.loader import check_paths
+from engine.dsl.errors import DslError
+from engine.dsl.loader import check_paths, parse_journey_text
 from engine.templates import TemplateError, load_templates
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,7 +58,16 @@ def recursive(shape: str) -> str:
     return HEAD + f"loop: {value}\n" + TAIL
 
 
+TAGS = ["!!int", "!!float", "!!bool", "!!null", "!!timestamp", "!!binary", "!!set", "!!omap"]
+TAGS += ["!!pairs", "!!str", "!!map", "!!seq", "!!merge", "!!python/name:os.system", "!x"]
+TAGGED = st.tuples(
+    st.sampled_from(TAGS),
+    st.sampled_from(["xyz", "maybe", "2026-02-30", "'%%'", "[a]", "{a: 1}", "9" * 5000, ""]),
+).map(lambda t: HEAD + f"priority: {t[0]} {t[1]}\n" + TAIL)
+
+
 HOSTILE = st.one_of(
+    TAGGED,
     st.builds(
         bomb_journey,
         width=st.integers(2, 12),
@@ -96,7 +106,7 @@ def _check_everywhere(text: str) -> None:
 
 @pytest.mark.timeout(600)
 @settings(
-    max_examples=200,
+    max_examples=100,
     deadline=timedelta(seconds=20),  # a guard against hangs, not a measurement
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -141,6 +151,24 @@ def test_templates_refuse_a_billion_laughs_at_the_alias(tmp_path: Path) -> None:
         load_templates(tmp_path, ["t"])
     assert str(raised.value).startswith(f"{tmp_path / 't.yaml'}:7:")
     assert "out of proportion to its size" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("!!int xyz", "invalid literal for int() with base 10: 'xyz'"),
+        ("9" * 5000, "Exceeds the limit (4300 digits) for integer string conversion"),
+        ("!!bool maybe", "'maybe'"),
+        ("2026-02-30", "day is out of range for month"),
+    ],
+)
+def test_a_value_that_cannot_be_built_is_located(value: str, message: str) -> None:
+    with pytest.raises(DslError) as raised:
+        parse_journey_text(HEAD + f"priority: {value}\n" + TAIL, "j.yaml")
+    [problem] = raised.value.problems
+    assert (problem.line, problem.column) == (4, 11)
+    assert problem.message.startswith("cannot read this value: ")
+    assert message in problem.message
 
 
 def test_merged_keys_are_reported_where_the_merged_mapping_writes_them(tmp_path: Path) -> None:
