@@ -28,6 +28,9 @@ from engine.dsl.conditions import Condition, Scalar
 from engine.dsl.cron import parse_cron
 from engine.dsl.durations import Duration
 
+AUTHORING = {"authoring": True}
+"""Validation context for documents read from files: checks that stored data is spared."""
+
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -41,8 +44,11 @@ class SegmentEntry(Strict):
 
     @field_validator("schedule")
     @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        if value is not None:
+    def _cron(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Checked when a file is read (the loader passes AUTHORING), not when a stored version
+        # or a run's input is read back: those may hold a cron an older release accepted, and
+        # refusing them here would break runs in flight. Schedules are built with parse_cron.
+        if value is not None and info.context == AUTHORING:
             parse_cron(value)  # the one reading: the schedule is created from its result
         return value
 

@@ -128,23 +128,25 @@ async def sync_schedules(
     (the schedules before it in id order are changed already).
     """
     latest = {journey.id: journey for journey in deploying}
-    for version in await store.latest_versions():
+    stored = await store.latest_versions()
+    versions = {v.journey_id: v.version for v in stored}
+    for version in stored:
         if version.journey_id in latest:
             continue
         try:
             latest[version.journey_id] = Journey.model_validate(version.definition)
         except ValidationError as exc:
-            # Stored by a release that checked less (a cron Temporal reads another way).
-            reason = exc.errors()[0]["msg"]
-            raise ScheduleSyncError(
-                f"journey '{version.journey_id}' v{version.version} is deployed with content "
-                f"this release refuses ({reason}); deploy a fixed version of it"
-            ) from None
+            raise _stale(version.journey_id, version.version, exc.errors()[0]["msg"]) from None
     wanted: dict[str, Schedule] = {}
     for journey in sorted(latest.values(), key=lambda j: j.id):
         entry = journey.entry
         if not isinstance(entry, SegmentEntry) or entry.schedule is None:
             continue
+        try:
+            calendars = calendar_specs(entry.schedule)
+        except ValueError as exc:
+            # Stored by a release that checked less (a cron Temporal reads another way).
+            raise _stale(journey.id, versions.get(journey.id), str(exc)) from None
         segment = find_segment(journeys_dir, entry.segment)
         wanted[schedule_id(journey.id)] = Schedule(
             action=ScheduleActionStartWorkflow(
@@ -160,7 +162,7 @@ async def sync_schedules(
                 static_summary=f"segment {segment.id} -> {journey.id}",
             ),
             spec=ScheduleSpec(
-                calendars=calendar_specs(entry.schedule),
+                calendars=calendars,
                 time_zone_name=policy.timezone,
                 jitter=jitter,
             ),
@@ -184,6 +186,13 @@ async def sync_schedules(
     except RPCError as exc:
         raise _refused(PREFIX + "*", exc) from None
     return sorted(wanted)
+
+
+def _stale(journey_id: str, version: int | None, reason: str) -> ScheduleSyncError:
+    return ScheduleSyncError(
+        f"journey '{journey_id}' v{version} is deployed with a schedule this release refuses "
+        f"({reason}); deploy a fixed version of it"
+    )
 
 
 def _refused(sid: str, exc: RPCError) -> ScheduleSyncError:

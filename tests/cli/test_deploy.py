@@ -146,7 +146,7 @@ async def test_a_version_stored_with_a_six_field_cron_is_named_until_replaced(
     assert blocked.returncode == 1
     assert "Traceback" not in blocked.stdout + blocked.stderr
     [line] = blocked.stderr.splitlines()
-    assert "journey 'legacy' v1 is deployed with content this release refuses" in line
+    assert "journey 'legacy' v1 is deployed with a schedule this release refuses" in line
     assert "expected 5 fields" in line
     assert line.endswith("deploy a fixed version of it; no journey version was stored")
 

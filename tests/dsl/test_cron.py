@@ -7,6 +7,7 @@ import pytest
 from engine.dsl.cron import parse_cron
 from engine.dsl.errors import DslError
 from engine.dsl.loader import parse_journey_text
+from engine.dsl.models import Journey, SegmentEntry
 
 
 def _journey(schedule: str) -> str:
@@ -62,3 +63,17 @@ def test_names_shorthands_and_sunday_as_7() -> None:
     assert calendar.month == (1, 3)
     assert calendar.day_of_week == (0, 5, 6)
     assert parse_cron("@daily").calendars == parse_cron("0 0 * * *").calendars
+
+
+def test_a_stored_schedule_is_read_back_as_it_was_stored() -> None:
+    # Runs in flight carry their journey in their input; one an older release accepted must
+    # still load (only files being read are held to the strict reading).
+    definition = {
+        "id": "j",
+        "name": "J",
+        "entry": {"segment": "s", "schedule": "0 10 * * * 30"},
+        "steps": [{"id": "done", "exit": {}}],
+    }
+    journey = Journey.model_validate(definition)
+    assert isinstance(journey.entry, SegmentEntry)
+    assert journey.entry.schedule == "0 10 * * * 30"
