@@ -34,7 +34,8 @@ def exposure_problem(keys: Sequence[str], host: str) -> str | None:
     if not keys:
         return (
             "no API keys configured: set JOURNEY_API_KEYS to a JSON list of long random keys, "
-            "e.g. '[\"'\"$(python -c 'import secrets; print(secrets.token_urlsafe(32))')\"'\"]'"
+            'e.g. ["<key>"] with a key from python3 -c \'import secrets; '
+            "print(secrets.token_urlsafe(32))'"
         )
     if _loopback(host):
         return None

@@ -46,7 +46,6 @@ data_cmd.register(app)
 
 @app.callback()
 def _settings_are_readable() -> None:
-    """Marketing journeys as durable Temporal workflows."""
     # Every command reads Settings(); a malformed JOURNEY_* variable (JOURNEY_API_KEYS= with
     # no JSON list) is one line here rather than a traceback from inside a command.
     try:
