@@ -8,8 +8,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 SEARCH_ATTRIBUTES = ("JourneyId", "JourneyVersion", "ProfileId", "JourneyStep")
 """Custom Keyword search attributes the runtime keeps up to date for operators."""
@@ -50,3 +50,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.home / 'journey.db'}"
+
+
+def settings_problem(exc: SettingsError | ValidationError) -> str:
+    """One line naming the environment variable that `Settings()` could not read (never its
+    value: it may be a secret)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"JOURNEY_{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors()
+        )
+    field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+    name = f"JOURNEY_{field.upper()}" if field else "a JOURNEY_* variable"
+    return f'{name} is not valid JSON (lists and mappings are written as JSON, e.g. ["a"])'

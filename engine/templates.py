@@ -40,11 +40,12 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
 from engine.domain import Profile
+from engine.dsl.bounded_yaml import load_yaml
+from engine.dsl.source import syntax_problem
 
 __all__ = [
     "CHANNEL_FIELDS",
@@ -137,9 +138,9 @@ def load_templates(
             problems.append(f"{path}: template '{name}' not found")
             continue
         try:
-            data = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+            data = load_yaml(path.read_text(encoding="utf-8"))
         except YAMLError as exc:
-            problems.append(f"{path}: {exc}")
+            problems.append(str(syntax_problem(exc, str(path))))
             continue
         before = len(problems)
         variants = _variants(path, name, data, problems)

@@ -7,7 +7,7 @@ uvicorn in the caller's event loop. Errors of this layer::
     ApiConfigError      create_app refuses to start (no API keys and no allow_anonymous)
     ApiServerError      serve_api's server stopped without being asked (failed start-up, crash)
 
-Request errors are HTTP responses (401, 404, 409, 413, 400/422, 503), described in
+Request errors are HTTP responses (400, 401, 404, 409, 413, 422, 503), described in
 ``engine.api.app``.
 """
 

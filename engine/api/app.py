@@ -14,7 +14,8 @@ each bad item's index and reason, and nothing is written. Responses:
 - 404 an unknown profile (subscriptions) or journey (trigger); 409 a journey that does not
   enter people through the API;
 - 413 a body larger than ``MAX_BODY_BYTES``;
-- 400 a body that is not UTF-8 JSON; 422 JSON of the wrong shape, listing every problem;
+- 400 a body that is not JSON, or not UTF-8 (``engine.api.json_body``): the message names the
+  line and column, or the byte; 422 JSON of the wrong shape, listing every problem;
 - 503 the store or Temporal failed (resending is safe: stored events come back as
   ``duplicate`` and are delivered again if their delivery did not complete).
 """
@@ -37,6 +38,7 @@ from temporalio.service import RPCError
 
 from engine.api.auth import BearerKeyMiddleware
 from engine.api.journeys import journeys_router
+from engine.api.json_body import StrictJsonRoute, malformed_json
 from engine.api.models import (
     MAX_BODY_BYTES,
     EventBatch,
@@ -61,6 +63,7 @@ _BATCH_FIELDS = ("events", "profiles", "identities", "profile_ids")
 # Declared on the routes so OpenAPI shows the lock; BearerKeyMiddleware does the checking.
 _bearer = HTTPBearer(auto_error=False, description="an API key from JOURNEY_API_KEYS")
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the body is not JSON, or not UTF-8; the message names the position"},
     401: {"description": "missing or invalid API key"},
     413: {"description": f"body larger than {MAX_BODY_BYTES} bytes"},
     422: {"description": "invalid input (batch items listed with their index); nothing written"},
@@ -108,6 +111,7 @@ def create_app(
         version="1",
         max_body_size=MAX_BODY_BYTES,
     )
+    app.router.route_class = StrictJsonRoute
     if keys:
         app.add_middleware(BearerKeyMiddleware, keys=keys)
     else:
@@ -256,7 +260,15 @@ def _partial_failure(index: int, done: list[EventResult], exc: Exception) -> JSO
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 body without the echoed input (it can be megabytes, or personal data),
-    plus ``invalid_items``: each bad batch item's index with its field and reason."""
+    plus ``invalid_items``: each bad batch item's index with its field and reason. JSON that
+    does not parse is a 400 naming the line and column instead."""
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            loc = tuple(error.get("loc", ()))
+            reason = (error.get("ctx") or {}).get("error", "invalid")
+            message = malformed_json(exc.body, loc[1] if len(loc) > 1 else None, reason)
+            log.info("request_rejected", path=request.url.path, reason="malformed_json")
+            return JSONResponse({"detail": message}, status_code=400)
     detail: list[dict[str, Any]] = []
     by_index: dict[int, list[dict[str, str]]] = {}
     for error in exc.errors():

@@ -9,6 +9,7 @@ are public by design (default deny).
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Iterable, Sequence
 
 from starlette.datastructures import Headers
@@ -18,6 +19,43 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 PUBLIC_PREFIXES = ("/u/",)
 """Unsubscribe links: the signed token in the path is the credential."""
+
+
+MIN_EXPOSED_KEY = 16
+"""Characters an API key needs when the API listens beyond loopback ("change-me" is 9)."""
+
+
+def exposure_problem(keys: Sequence[str], host: str) -> str | None:
+    """Why ``keys`` cannot guard an API listening on ``host``, or None when they can.
+
+    No keys never can (`create_app` refuses that too, before any connection is made); short
+    keys can only on a loopback interface, where nobody else reaches the port (development).
+    """
+    if not keys:
+        return (
+            "no API keys configured: set JOURNEY_API_KEYS to a JSON list of long random keys, "
+            'e.g. ["<key>"] with a key from python3 -c \'import secrets; '
+            "print(secrets.token_urlsafe(32))'"
+        )
+    if _loopback(host):
+        return None
+    for number, key in enumerate(keys, start=1):
+        if len(key) < MIN_EXPOSED_KEY:
+            return (
+                f"API key {number} of JOURNEY_API_KEYS has {len(key)} characters: listening on "
+                f"{host}, reachable from other machines, each key needs at least "
+                f"{MIN_EXPOSED_KEY} (use long random keys)"
+            )
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
 
 
 def key_matches(presented: str, keys: Iterable[bytes]) -> bool:

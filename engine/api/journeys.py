@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
+from engine.api.json_body import StrictJsonRoute
 from engine.api.models import TriggerIn, TriggerOut, TriggerResult
 from engine.dsl.models import ApiEntry, SegmentEntry
 from engine.services.enroll import Enroller
@@ -30,7 +31,9 @@ def journeys_router(
     dependencies: Sequence[Depends],
     errors: dict[int | str, dict[str, Any]],
 ) -> APIRouter:
-    router = APIRouter(dependencies=list(dependencies), responses=errors)
+    router = APIRouter(
+        dependencies=list(dependencies), responses=errors, route_class=StrictJsonRoute
+    )
 
     @router.post(
         "/v1/journeys/{journey_id}/trigger",

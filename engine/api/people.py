@@ -13,6 +13,7 @@ from fastapi.params import Depends
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from engine.api.json_body import StrictJsonRoute
 from engine.api.models import (
     CHANNEL_PATTERN,
     IdentifyIn,
@@ -35,7 +36,9 @@ def people_router(
     dependencies: Sequence[Depends],
     errors: dict[int | str, dict[str, Any]],
 ) -> APIRouter:
-    router = APIRouter(dependencies=list(dependencies), responses=errors)
+    router = APIRouter(
+        dependencies=list(dependencies), responses=errors, route_class=StrictJsonRoute
+    )
 
     @router.post("/v1/identify", response_model=IdentifyOut)
     async def identify(body: IdentifyIn) -> IdentifyOut | JSONResponse:

@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+from sqlalchemy.exc import SQLAlchemyError
+from temporalio.service import RPCError
 
 from engine.cli import authoring, connectors_cmd, data_cmd
 from engine.cli.stores import open_store
 from engine.dsl.errors import DslError
-from engine.settings import Settings
+from engine.settings import Settings, settings_problem
 from engine.stack import StackError, StackPorts
 from engine.templates import TemplateError
 from engine.temporal import TemporalUnavailable
@@ -39,6 +43,18 @@ authoring.register(app)
 connectors_cmd.register(app)
 data_cmd.register(app)
 
+
+@app.callback()
+def _settings_are_readable() -> None:
+    # Every command reads Settings(); a malformed JOURNEY_* variable (JOURNEY_API_KEYS= with
+    # no JSON list) is one line here rather than a traceback from inside a command.
+    try:
+        Settings()
+    except (SettingsError, ValidationError) as exc:
+        typer.echo(f"invalid settings: {settings_problem(exc)}", err=True)
+        raise typer.Exit(1) from None
+
+
 T = TypeVar("T")
 
 
@@ -48,6 +64,14 @@ def _run(coro: Awaitable[T]) -> T:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except (DslError, TemplateError, StackError, TemporalUnavailable) as exc:
         typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    except RPCError as exc:
+        typer.echo(f"Temporal failed ({exc.status.name}): {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except SQLAlchemyError as exc:
+        # The driver's own message only: SQLAlchemy's adds the statement and its parameters.
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+        typer.echo(f"the store failed ({type(exc).__name__}): {reason}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
@@ -109,13 +133,20 @@ def api(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: int = 8000,
 ) -> None:
-    """Serve the HTTP ingest API (needs JOURNEY_API_KEYS, a JSON list of bearer keys)."""
+    """Serve the HTTP ingest API (needs JOURNEY_API_KEYS, a JSON list of bearer keys; keys of
+    16 characters or more when --host is not a loopback address)."""
     from engine.api import ApiConfigError, create_app, serve_api
+    from engine.api.auth import exposure_problem
     from engine.services.events import redeliver_periodically
 
+    settings = Settings()
+    keys = [key.get_secret_value() for key in settings.api_keys]
+    problem = exposure_problem(keys, host)
+    if problem:  # before any connection: a misconfigured API says so at once
+        typer.echo(problem, err=True)
+        raise typer.Exit(1)
+
     async def go() -> None:
-        settings = Settings()
-        keys = [key.get_secret_value() for key in settings.api_keys]
         try:
             async with _enroller(settings) as (store, _, router):
                 app_ = create_app(
@@ -148,27 +179,48 @@ def migrate() -> None:
 
 @app.command()
 def deploy(paths: Annotated[list[Path], typer.Argument(help="journey YAML files")]) -> None:
-    """Validate and store journeys: new content is a new version; runs in flight keep theirs."""
-    from engine.services.deploy import deploy_file, journey_files
+    """Validate and store journeys: new content is a new version; runs in flight keep theirs.
+
+    All or nothing: every file and template is checked and the schedules are created before
+    any version is stored."""
+    from engine.services.deploy import DeployError, deploy_all, journey_files, prepare_file
 
     settings = Settings()
 
     async def go() -> None:
         journeys, others = journey_files(paths)
+        prepared = [prepare_file(path) for path in journeys]
         for path, kind in others:
             typer.echo(f"skipped: {path} (a {kind} file, not a journey)")
         async with open_store(settings) as store:
-            for path in journeys:
-                version, created = await deploy_file(store, path, datetime.now(UTC))
+            sync = await _schedule_sync(settings, store)
+            scheduled = [p.journey.id for p in prepared if p.scheduled]
+            if sync is None and scheduled:
+                raise DeployError(
+                    f"not deployed: Temporal is not reachable at {settings.temporal_address} "
+                    f"and {', '.join(scheduled)} enter(s) on a schedule; nothing was stored"
+                )
+            done = await deploy_all(store, prepared, datetime.now(UTC), sync)
+            for p, (version, created) in zip(prepared, done.versions, strict=True):
                 state = "deployed" if created else "unchanged"
-                typer.echo(f"{state}: {version.journey_id} v{version.version} ({path})")
-            await _sync_schedules(settings, store)
+                typer.echo(f"{state}: {version.journey_id} v{version.version} ({p.path})")
+            if done.schedules is None:
+                typer.echo(
+                    f"schedules not synced: Temporal is not reachable at "
+                    f"{settings.temporal_address}; deploy again once it is (nothing else changes)"
+                )
+            else:
+                typer.echo(f"schedules: {', '.join(done.schedules) or 'none'}")
 
-    _run(go())
+    try:
+        _run(go())
+    except DeployError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
 
 
-async def _sync_schedules(settings: Settings, store: Any) -> None:
-    """Segment-entry journeys run on Temporal Schedules; bring them in line with the deploy."""
+async def _schedule_sync(settings: Settings, store: Any) -> Any:
+    """`sync_schedules` bound to Temporal and the settings; None when Temporal is unreachable."""
     from engine.caps.factory import load_contact_policy
     from engine.runner import load_member_tiers
     from engine.services.schedules import sync_schedules
@@ -177,20 +229,22 @@ async def _sync_schedules(settings: Settings, store: Any) -> None:
     try:
         client = await connect(settings.temporal_address, settings.temporal_namespace)
     except TemporalUnavailable:
-        typer.echo(
-            f"schedules not synced: Temporal is not reachable at {settings.temporal_address}; "
-            "deploy again once it is (nothing else changes)"
+        return None
+    policy = load_contact_policy(settings)
+    rules = load_member_tiers(settings)
+
+    async def sync(deploying: Any) -> list[str]:
+        return await sync_schedules(
+            client,
+            store,
+            policy,
+            journeys_dir=settings.journeys_dir,
+            task_queue=settings.task_queue,
+            rules=rules,
+            deploying=deploying,
         )
-        return
-    ids = await sync_schedules(
-        client,
-        store,
-        load_contact_policy(settings),
-        journeys_dir=settings.journeys_dir,
-        task_queue=settings.task_queue,
-        rules=load_member_tiers(settings),
-    )
-    typer.echo(f"schedules: {', '.join(ids) if ids else 'none'}")
+
+    return sync
 
 
 @asynccontextmanager

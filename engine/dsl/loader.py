@@ -21,7 +21,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from engine.dsl.errors import DslError, Problem
 from engine.dsl.explain import explain
 from engine.dsl.graph import check_steps
-from engine.dsl.models import Journey, Step
+from engine.dsl.models import AUTHORING, Journey, Step
 from engine.dsl.policy import Policy
 from engine.dsl.segments import Segment
 from engine.dsl.source import TOP, SourceMap, read_yaml
@@ -212,7 +212,7 @@ def _parse(text: str, file: str, path: Path, kind: Kind | None) -> Document:
 
 def _validate(source: SourceMap, kind: Kind) -> Document:
     try:
-        document = kind.model.model_validate(source.data)
+        document = kind.model.model_validate(source.data, context=AUTHORING)
     except ValidationError as exc:
         found = explain(exc, source, kind.model) + kind.check(source, exc)
         raise DslError(sorted(found, key=lambda p: (p.line, p.column))) from None

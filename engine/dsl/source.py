@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from engine.dsl.bounded_yaml import YamlRefused, load_yaml
 from engine.dsl.errors import DslError, Problem
 
 PathPart = str | int
@@ -63,8 +63,7 @@ class SourceMap:
             last = index == len(path) - 1
             if isinstance(part, str) and hasattr(node, "lc"):
                 at_key = (last and key) or inner is None
-                written = key_as_written(node, part)
-                line, column = node.lc.key(written) if at_key else node.lc.value(written)
+                line, column = _key_position(node, key_as_written(node, part), at_key)
             elif isinstance(part, int) and hasattr(node, "lc"):
                 line, column = node.lc.item(part)
             node = inner
@@ -95,9 +94,11 @@ class SourceMap:
 
 
 def read_yaml(text: str, file: str) -> SourceMap:
-    """Parse one YAML document; a syntax error raises DslError with its line and column."""
+    """Parse one YAML document; a syntax error, or a document that aliases would expand out of
+    proportion to its size (`engine.dsl.bounded_yaml`), raises DslError with its line and column.
+    """
     try:
-        tree = YAML(typ="rt").load(text)
+        tree = load_yaml(text)
     except YAMLError as exc:
         raise DslError([syntax_problem(exc, file)]) from None
     return SourceMap(file=file, data=plain(tree), tree=tree)
@@ -107,6 +108,8 @@ def syntax_problem(exc: YAMLError, file: str) -> Problem:
     """A YAML error as a located Problem (1:1 when the parser gives no position)."""
     if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
+        if isinstance(exc, YamlRefused):
+            return Problem(file, mark.line + 1, mark.column + 1, TOP, str(exc.problem))
         message = f"YAML syntax error: {exc.problem}"
         if exc.context and exc.context_mark is not None:
             message += f" ({exc.context} started at line {exc.context_mark.line + 1})"
@@ -169,6 +172,21 @@ def child(node: Any, part: PathPart) -> Any:
     if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
         return node[part]
     raise KeyError(part)
+
+
+def _key_position(node: Any, written: Any, at_key: bool) -> tuple[int, int]:
+    """0-based position of key ``written`` of mapping ``node`` (of its value unless ``at_key``).
+
+    A key brought in by a merge (``<<: *defaults``) is positioned where the merged mapping
+    writes it; the mapping itself when ruamel kept no position.
+    """
+    if written in node.lc.data:
+        return node.lc.key(written) if at_key else node.lc.value(written)  # type: ignore[no-any-return]
+    for entry in getattr(node, "merge", ()):
+        merged = entry[-1] if isinstance(entry, tuple) else entry  # (index, map) before 0.19
+        if written in merged and hasattr(merged, "lc"):
+            return _key_position(merged, written, at_key)
+    return _start(node)
 
 
 def _start(tree: Any) -> tuple[int, int]:

@@ -5,10 +5,14 @@
 
 After a deploy, `sync_schedules` creates or updates schedule ``segment-entry:<journey_id>`` for
 the latest version of every journey whose entry is ``{segment: ..., schedule: CRON}``: the cron
-in the policy's timezone, overlap SKIP (an evaluation still running makes the next one skip), a
-little jitter so that many journeys at 10:00 do not all hit the store in the same second. Its
-action starts `SegmentEntryWorkflow` with a snapshot of the segment and the tier rules; schedules
-of journeys that no longer enter by segment are deleted.
+as read by `engine.dsl.cron` (structured calendars, so the server never reads the text its own
+way), in the policy's timezone, overlap SKIP (an evaluation still running makes the next one
+skip), a little jitter so that many journeys at 10:00 do not all hit the store in the same
+second. Its action starts `SegmentEntryWorkflow` with a snapshot of the segment and the tier
+rules; schedules of journeys that no longer enter by segment are deleted. Journeys about to be
+deployed can be given (``deploying``): they count as the latest versions, so a deploy creates
+the schedules before it stores anything (`engine.services.deploy`). Temporal refusing a
+schedule raises `ScheduleSyncError`, one line naming the schedule and the server's reason.
 
 `SegmentEntryActivities.enter_segment_page` does the work of one workflow run: it pages through
 the segment's members in id order (SQL, `segments.iter_members`) and enters each page
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy import select
 from temporalio import activity
 from temporalio.client import (
@@ -35,13 +40,17 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
+    ScheduleRange,
     ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.service import RPCError
 
+from engine.dsl.cron import Calendar, parse_cron
 from engine.dsl.models import Journey, SegmentEntry
 from engine.dsl.policy import Policy
 from engine.dsl.tiers import Tiers
@@ -63,8 +72,39 @@ JITTER = timedelta(seconds=30)
 PAGES_PER_ATTEMPT = 10
 
 
+class ScheduleSyncError(Exception):
+    """Temporal refused a schedule, or a stored version's schedule cannot be read; one line."""
+
+
 def schedule_id(journey_id: str) -> str:
     return f"{PREFIX}{journey_id}"
+
+
+def calendar_specs(cron: str) -> list[ScheduleCalendarSpec]:
+    """The Temporal calendars of a journey's ``schedule`` (ValueError if it is not valid)."""
+    return [_calendar_spec(calendar) for calendar in parse_cron(cron).calendars]
+
+
+def _calendar_spec(calendar: Calendar) -> ScheduleCalendarSpec:
+    return ScheduleCalendarSpec(
+        second=(ScheduleRange(0),),
+        minute=_ranges(calendar.minute),
+        hour=_ranges(calendar.hour),
+        day_of_month=_ranges(calendar.day_of_month),
+        month=_ranges(calendar.month),
+        day_of_week=_ranges(calendar.day_of_week),
+    )
+
+
+def _ranges(values: Sequence[int]) -> tuple[ScheduleRange, ...]:
+    """Sorted values as runs of consecutive numbers: (1, 2, 3, 7) -> 1-3, 7."""
+    runs: list[list[int]] = []
+    for value in values:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return tuple(ScheduleRange(start, end) for start, end in runs)
 
 
 async def sync_schedules(
@@ -77,19 +117,36 @@ async def sync_schedules(
     rules: Tiers | None = None,
     page_size: int = PAGE_SIZE,
     jitter: timedelta = JITTER,
+    deploying: Sequence[Journey] = (),
 ) -> list[str]:
-    """Create or update the schedule of every deployed segment-entry journey; delete the
-    schedules of journeys that no longer have one. Returns the ids of the schedules kept.
+    """Create or update the schedule of every deployed segment-entry journey (``deploying``
+    ones taken as deployed); delete the schedules of journeys that no longer have one. Returns
+    the ids of the schedules kept.
 
     Segments are read from ``journeys_dir/segments/<id>.yaml`` (DslError if one is missing or
-    broken: then no schedule is changed).
+    broken: then no schedule is changed). Raises ScheduleSyncError when Temporal refuses one
+    (the schedules before it in id order are changed already).
     """
+    latest = {journey.id: journey for journey in deploying}
+    stored = await store.latest_versions()
+    versions = {v.journey_id: v.version for v in stored}
+    for version in stored:
+        if version.journey_id in latest:
+            continue
+        try:
+            latest[version.journey_id] = Journey.model_validate(version.definition)
+        except ValidationError as exc:
+            raise _stale(version.journey_id, version.version, exc.errors()[0]["msg"]) from None
     wanted: dict[str, Schedule] = {}
-    for version in await store.latest_versions():
-        journey = Journey.model_validate(version.definition)
+    for journey in sorted(latest.values(), key=lambda j: j.id):
         entry = journey.entry
         if not isinstance(entry, SegmentEntry) or entry.schedule is None:
             continue
+        try:
+            calendars = calendar_specs(entry.schedule)
+        except ValueError as exc:
+            # Stored by a release that checked less (a cron Temporal reads another way).
+            raise _stale(journey.id, versions.get(journey.id), str(exc)) from None
         segment = find_segment(journeys_dir, entry.segment)
         wanted[schedule_id(journey.id)] = Schedule(
             action=ScheduleActionStartWorkflow(
@@ -105,7 +162,7 @@ async def sync_schedules(
                 static_summary=f"segment {segment.id} -> {journey.id}",
             ),
             spec=ScheduleSpec(
-                cron_expressions=[entry.schedule],
+                calendars=calendars,
                 time_zone_name=policy.timezone,
                 jitter=jitter,
             ),
@@ -113,16 +170,34 @@ async def sync_schedules(
         )
     for sid, schedule in wanted.items():
         try:
-            await client.create_schedule(sid, schedule)
-            log.info("schedule_created", schedule_id=sid)
-        except ScheduleAlreadyRunningError:
-            await client.get_schedule_handle(sid).update(_replace_with(schedule))
-            log.info("schedule_updated", schedule_id=sid)
-    async for listed in await client.list_schedules():
-        if listed.id.startswith(PREFIX) and listed.id not in wanted:
-            await client.get_schedule_handle(listed.id).delete()
-            log.info("schedule_deleted", schedule_id=listed.id)
+            try:
+                await client.create_schedule(sid, schedule)
+                log.info("schedule_created", schedule_id=sid)
+            except ScheduleAlreadyRunningError:
+                await client.get_schedule_handle(sid).update(_replace_with(schedule))
+                log.info("schedule_updated", schedule_id=sid)
+        except RPCError as exc:
+            raise _refused(sid, exc) from None
+    try:
+        async for listed in await client.list_schedules():
+            if listed.id.startswith(PREFIX) and listed.id not in wanted:
+                await client.get_schedule_handle(listed.id).delete()
+                log.info("schedule_deleted", schedule_id=listed.id)
+    except RPCError as exc:
+        raise _refused(PREFIX + "*", exc) from None
     return sorted(wanted)
+
+
+def _stale(journey_id: str, version: int | None, reason: str) -> ScheduleSyncError:
+    return ScheduleSyncError(
+        f"journey '{journey_id}' v{version} is deployed with a schedule this release refuses "
+        f"({reason}); deploy a fixed version of it"
+    )
+
+
+def _refused(sid: str, exc: RPCError) -> ScheduleSyncError:
+    log.warning("schedule_refused", schedule_id=sid, status=exc.status.name)
+    return ScheduleSyncError(f"Temporal refused schedule {sid} ({exc.status.name}: {exc.message})")
 
 
 def _replace_with(schedule: Schedule) -> Callable[[ScheduleUpdateInput], ScheduleUpdate]:

@@ -43,5 +43,8 @@ async def empty_store(import_backend: str, import_targets: Targets) -> AsyncIter
 @pytest.fixture(scope="session")
 def cdnow_path() -> Path:
     if not CDNOW.exists():
-        pytest.skip(f"the CDNOW data set is not at {CDNOW} (set JOURNEY_CDNOW_PATH)")
+        pytest.skip(
+            f"the CDNOW data set is absent: no file at {CDNOW} (the shared folder beside the "
+            "checkout, ../shared/data/cdnow/CDNOW_master.txt, or JOURNEY_CDNOW_PATH)"
+        )
     return CDNOW
