@@ -13,6 +13,7 @@ with backoff; nothing is ever sent unchecked.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from engine.caps import scripts
 from engine.caps.checker import CapDecision, CapRequest, CapStoreUnavailable
 from engine.caps.rules import (
+    ChannelQuota,
     Rule,
     applicable_rules,
     frees_at,
@@ -92,7 +94,7 @@ class _Plan:
             counters=tuple(rule.counter for rule in rules),
             per_ms=tuple(rule.per // _MS for rule in rules),
             keep_ms=(longest(rules) + STRAGGLE) // _MS,
-            calendar=any(rule.calendar for rule in rules),
+            calendar=any(rule.local for rule in rules),
         )
 
 
@@ -126,9 +128,17 @@ def _reserved_in(record: bytes | str) -> list[str]:
 
 
 class RedisCapService:
-    def __init__(self, redis: aioredis.Redis, policy: Policy) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        policy: Policy,
+        quotas: Mapping[str, ChannelQuota] | None = None,
+    ) -> None:
+        """``quotas``: channel -> the provider's own limit per person, enforced on top of the
+        policy's rules for that channel."""
         self._redis = redis
         self._policy = policy
+        self._quotas = dict(quotas or {})
         self._reserve = redis.register_script(scripts.RESERVE)
         self._release = redis.register_script(scripts.RELEASE)
         self._claim = redis.register_script(scripts.CLAIM)
@@ -189,7 +199,9 @@ class RedisCapService:
         if plan is None:
             if len(self._plans) >= _PLANS:
                 self._plans.clear()
-            plan = self._plans[scope] = _Plan.of(applicable_rules(self._policy, *scope))
+            plan = self._plans[scope] = _Plan.of(
+                applicable_rules(self._policy, *scope, self._quotas)
+            )
         if not plan.rules:
             return None
         at = _ms(request.at)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from engine.caps.checker import CapRequest
 from engine.caps.redis_caps import RedisCapService
+from engine.caps.rules import ChannelQuota
 from engine.dsl.models import Cap
 from engine.dsl.policy import Policy
 from tests.caps.model import (
@@ -53,6 +54,7 @@ ANCHORS = (
     datetime(2026, 6, 15, 3, 0, tzinfo=UTC),
     datetime(2026, 9, 4, 12, 0, tzinfo=UTC),
     datetime(2026, 10, 30, 12, 0, tzinfo=UTC),
+    datetime(2026, 1, 31, 14, 0, tzinfo=UTC),  # month and week ends: provider quota periods
 )
 MINUTE = 60_000
 # Times may run backwards by at most this much behind the latest send (see `scenarios`).
@@ -89,6 +91,14 @@ class Scenario:
     tag_caps: dict[str, CapList]
     journey_caps: dict[str, CapList]
     ops: list[Op]
+    quotas: dict[str, tuple[int, str, str | None]] = field(default_factory=dict)
+    """Channel -> a provider quota: (max, period, timezone or None for the person's)."""
+
+    def channel_quotas(self) -> dict[str, ChannelQuota]:
+        return {
+            c: ChannelQuota(max=m, period=period, timezone=zone)  # type: ignore[arg-type]
+            for c, (m, period, zone) in self.quotas.items()
+        }
 
     def policy(self) -> Policy:
         def rules(caps: CapList) -> list[dict[str, Any]]:
@@ -114,6 +124,7 @@ class Scenario:
             global_caps=self.global_caps,
             channel_caps=self.channel_caps,
             tag_caps=self.tag_caps,
+            quotas=self.quotas,
         )
 
 
@@ -136,6 +147,12 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     journey_caps = {j: draw(caps) for j in JOURNEYS}
     zone_name = draw(st.sampled_from(ZONES))
     zone = ZoneInfo(zone_name)
+    quota = st.tuples(
+        st.integers(1, 3),
+        st.sampled_from(["day", "week", "month"]),
+        st.sampled_from([None, *ZONES]),
+    )
+    quotas = draw(st.dictionaries(st.sampled_from(CHANNELS), quota, max_size=2))
 
     # Distances that land exactly on (or one millisecond beside) a window's edge.
     every = [*global_caps, *(c for v in channel_caps.values() for c in v)]
@@ -191,7 +208,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         )
         sends.append(send)
         ops.append(Reserve(send))
-    return Scenario(zone_name, calendar, global_caps, channel_caps, tag_caps, journey_caps, ops)
+    return Scenario(
+        zone_name, calendar, global_caps, channel_caps, tag_caps, journey_caps, ops, quotas
+    )
 
 
 def to_request(send: Send, profile: str, zone: str) -> CapRequest:
@@ -221,7 +240,7 @@ async def replay(
     explain: Callable[[str], None] = note,
     record: Callable[[str], None] = event,
 ) -> None:
-    caps = RedisCapService(client, scenario.policy())
+    caps = RedisCapService(client, scenario.policy(), scenario.channel_quotas())
     model = scenario.model()
     profile = f"prop-{uuid.uuid4().hex}"  # a fresh key space per example
     sends: list[Send] = []
