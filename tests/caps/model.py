@@ -20,6 +20,8 @@ question is answered by scanning that list.
   period).
 - A send key answers once: a repeat gets the first answer and never counts twice. Releasing an
   allowed send removes its touch.
+- A OneID merge makes two people one: the merged person's touches become the survivor's; a send
+  key it allowed keeps its answer, one it refused is decided afresh.
 """
 
 from __future__ import annotations
@@ -193,6 +195,11 @@ class CapModel:
             self.touches[send.key] = send
         self.answers[send.key] = answer
         return answer
+
+    def absorb(self, merged: CapModel) -> None:
+        """``merged`` (another person) was merged into this one."""
+        self.touches.update(merged.touches)
+        self.answers.update({key: a for key, a in merged.answers.items() if a.allowed})
 
     def release(self, key: str) -> None:
         """Give the touch back; a retry of a released key is then decided afresh."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -282,6 +282,85 @@ async def test_every_decision_and_retry_time_matches_the_model(
     client: aioredis.Redis, scenario: Scenario
 ) -> None:
     await replay(client, scenario)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """Two ids of one person, ``a`` merged into ``b`` before op number ``at``."""
+
+    scenario: Scenario
+    owners: list[str]
+    """Whose send each op is before the merge (``a`` or ``b``)."""
+    at: int
+    stale: list[bool]
+    """After the merge (and its first send), ask under the run's own id without the merged
+    ids, as a worker that read the store just before the merge commit does."""
+
+
+@st.composite
+def merges(draw: st.DrawFn) -> Merge:
+    scenario = draw(scenarios())
+    n = len(scenario.ops)
+    owners = draw(st.lists(st.sampled_from("ab"), min_size=n, max_size=n))
+    stale = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    return Merge(scenario, owners, draw(st.integers(0, n)), stale)
+
+
+async def replay_merge(client: aioredis.Redis, merge: Merge) -> None:
+    scenario = merge.scenario
+    caps = RedisCapService(client, scenario.policy(), scenario.channel_quotas())
+    tag = uuid.uuid4().hex
+    ids = {"a": f"merged-{tag}", "b": f"survivor-{tag}"}
+    models = {"a": scenario.model(), "b": scenario.model()}
+    owner: dict[str, str] = {}
+    sends: list[Send] = []
+    folded = False
+    for step, op in enumerate(scenario.ops):
+        merged = step >= merge.at
+        if step == merge.at:
+            models["b"].absorb(models["a"])
+            note(f"{step}: merge a into b")
+        if isinstance(op, Release):
+            send = sends[op.pick % len(sends)]
+            note(f"{step}: release {send.key} as {owner[send.key]}")
+            await caps.release(send.key, ids[owner[send.key]])
+            models["b" if merged else owner[send.key]].release(send.key)
+            continue
+        if isinstance(op, Retry):
+            send = sends[op.pick % len(sends)]
+        else:
+            send = op.send
+            sends.append(send)
+            owner[send.key] = merge.owners[step]
+        request = to_request(send, ids[owner[send.key]], scenario.zone)
+        if merged and not (folded and merge.stale[step]):
+            request = replace(request, profile_id=ids["b"], merged_ids=(ids["a"],))
+            folded = True
+        model = models["b" if merged else owner[send.key]]
+        expected = model.reserve(send)
+        decision = await caps.reserve(request)
+        note(f"{step}: {send} as {request.profile_id[:6]} -> model {expected}, service {decision}")
+        got = Answer(
+            allowed=decision.allowed,
+            rule=decision.rule,
+            count=int(decision.detail["count"]) if "count" in decision.detail else None,
+            retry_at=None if decision.retry_at is None else to_ms(decision.retry_at),
+        )
+        assert got == expected, f"step {step}: service {got} != model {expected}"
+    if merge.at < len(scenario.ops):
+        event("merged mid-run")
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(merge=merges())
+async def test_two_ids_merged_mid_run_are_decided_as_one_person_from_the_merge_on(
+    client: aioredis.Redis, merge: Merge
+) -> None:
+    await replay_merge(client, merge)
 
 
 async def test_a_send_far_behind_the_latest_touch_still_counts_earlier_touches(
