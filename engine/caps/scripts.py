@@ -3,16 +3,19 @@
 Every key of a person carries the hash tag ``{p:<profile_id>}``, so a script only ever touches
 one Redis Cluster slot. No script reads Redis' clock: the caller passes the time.
 
-RESERVE is the hot path (every marketing send), so it does the least work it can: one MGET for
-the record and the person's refresh note, a ZCARD per counter (a range count only where the
-counter could be at its limit), a ZADD per counter and the record's SET; expiry and trimming
-happen once per refresh period (a day) per counter instead of on every send. Records are plain
-strings, not JSON. Records of the JSON version of RESERVE (before this format) are still read
-by RESERVE, RELEASE and `RedisCapService.release`: they live as long as the counters. While
-workers of both versions run side by side (a rolling upgrade), an old worker that meets a new
-record fails its activity (decode error; Temporal retries it, nothing is sent unchecked), and
-a counter that an old worker touched may expire up to the length of the overlap early, which
-the week of STRAGGLE absorbs.
+RESERVE is the hot path (every marketing send), so it does the least work it can: one MGET for the
+record, the person's refresh note and merge forward, a ZCARD per counter (a range count only where
+the counter could be at its limit), a ZADD per counter and the record's SET; expiry and trimming
+happen once per refresh period (a day) per counter instead of on every send, and so does the
+counter index (the names of the person's counters, for a merge to find). Records are plain strings,
+not JSON. Records of the JSON version of RESERVE (before this format) are still read by RESERVE,
+RELEASE and `RedisCapService.release`: they live as long as the counters. While workers of both
+versions run side by side (a rolling upgrade), an old worker that meets a new record fails its
+activity (decode error; Temporal retries it, nothing is sent unchecked), and a counter that an old
+worker touched may expire up to the length of the overlap early, which the week of STRAGGLE
+absorbs. Workers from before merges neither honour a merge forward nor keep the counter index: a
+fold then also looks at the refresh note and the policy's counter names, and a journey counter
+that only such a worker wrote, more than a day before the fold, is not carried over.
 """
 
 from __future__ import annotations
