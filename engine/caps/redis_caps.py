@@ -72,6 +72,8 @@ when the merged id's counters do)."""
 _MERGE_KEEP_MS = MERGE_KEEP // _MS
 _HOPS = 8
 """Forwards followed at most in one decision (a chain longer than that is a loop)."""
+_TX_KEEP_MS = timedelta(days=91) // _MS
+"""How long the transactional counter keeps its touches."""
 
 
 def _ms(at: datetime) -> int:
@@ -183,7 +185,7 @@ class RedisCapService:
         self._resolve = redis.register_script(scripts.RESOLVE)
         self._count = redis.register_script(scripts.COUNT)
         self._forward = redis.register_script(scripts.FORWARD)
-        self._fold = redis.register_script(scripts.FOLD)
+        self._fold_script = redis.register_script(scripts.FOLD)
         self._plans: dict[tuple[str, tuple[str, ...], str, tuple[Cap, ...]], _Plan] = {}
         self._folded: set[tuple[str, str]] = set()
         """(merged id, survivor) pairs this process saw folded: a fold is final."""
@@ -368,11 +370,12 @@ class RedisCapService:
         forward every later script under ``merged`` to ``survivor``. Idempotent; done once per
         pair (the survivor notes it), and remembered by this process. ``at`` (the caller's
         time) decides which arbitration windows are still open; None: every one is."""
-        pair = (merged, survivor)
-        if merged == survivor or pair in self._folded:
-            return
-        folded_key = person_key(survivor, "folded")
-        if not await self._redis.hexists(folded_key, merged):
+        asked = (merged, survivor)
+        for _ in range(_HOPS):
+            if merged == survivor or (merged, survivor) in self._folded:
+                break
+            if await self._redis.hexists(person_key(survivor, "folded"), merged):
+                break
             names = await self._forward(
                 keys=[
                     person_key(merged, "merged"),
@@ -383,11 +386,18 @@ class RedisCapService:
             )
             counters = sorted({_text(name) for name in names} | self._known_counters)
             keys, args = await self._fold_call(merged, survivor, counters, at)
-            if await self._fold(keys=keys, args=args):
-                log.info("cap_person_folded", merged_id=merged, survivor_id=survivor)
+            reply = await self._fold_script(keys=keys, args=args)
+            later = _moved(reply)
+            if later is None:
+                if reply == 1:
+                    log.info("cap_person_folded", merged_id=merged, survivor_id=survivor)
+                break
+            survivor = later  # merged again since the caller looked: fold into the last one
+        else:
+            raise CapStoreUnavailable(f"merge forwards of {merged} do not end")
         if len(self._folded) >= _PLANS:
             self._folded.clear()
-        self._folded.add(pair)
+        self._folded.update({asked, (merged, survivor)})
 
     async def _fold_call(
         self, merged: str, survivor: str, counters: list[str], at: datetime | None
@@ -423,7 +433,7 @@ class RedisCapService:
                 record = "a" + "".join(f"{len(key)}:{key}" for key in moved)
                 records.append((f"{new}r:{_text(send)}", record, ttl))
         keep = max([_MERGE_KEEP_MS, *(ttl for _, ttl in entries.values())])
-        keys = [f"{new}folded", f"{new}idx", f"{new}arb:open", f"{new}arb:claims"]
+        keys = [f"{new}folded", f"{new}idx", f"{new}arb:open", f"{new}arb:claims", f"{new}merged"]
         keys += [new + name for name in counters] + [key for key, _, _ in records]
         args: list[Any] = [
             merged,
@@ -446,6 +456,3 @@ class RedisCapService:
         for send, claim in claims.items():
             args += [send, claim]
         return keys, args
-
-
-_TX_KEEP_MS = timedelta(days=91) // _MS

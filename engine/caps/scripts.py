@@ -215,12 +215,16 @@ return names
 FOLD = """
 -- Second half, in the survivor's slot, once per merged id (atomic: all of it or nothing).
 -- KEYS[1]: the survivor's hash of folded ids; KEYS[2]: its counter index; KEYS[3]: its open
--- arbitration window; KEYS[4]: its claims hash; then n counters; then m reservation records.
+-- arbitration window; KEYS[4]: its claims hash; KEYS[5]: its own merge forward; then n
+-- counters; then m reservation records.
 -- ARGV[1..8]: merged id, n, m, ttl_ms (index and folded hash), the merged person's open
 -- window end ('' none), that window's ttl_ms, claims ttl_ms, at_ms; then per counter: name,
 -- ttl_ms, entry count k, k pairs score member; then per record: value, ttl_ms; then the
--- claim count c, c pairs send_key claim. Reply: 1 folded, 0 folded before.
+-- claim count c, c pairs send_key claim. Reply: 1 folded, 0 folded before, 'm<survivor>'
+-- when the survivor was itself merged since (fold into that one instead).
 local call, KEYS, ARGV = redis.call, KEYS, ARGV
+local forward = call('GET', KEYS[5])
+if forward then return 'm' .. forward end
 if call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
 local n, m, ttl, at = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[8])
 local function longer(key, ms)
@@ -229,7 +233,7 @@ local function longer(key, ms)
 end
 local a = 9
 for i = 1, n do
-  local key, name, keep, k = KEYS[4 + i], ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local key, name, keep, k = KEYS[5 + i], ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   a = a + 3
   for first = 0, k - 1, 256 do
     local entries = {}
@@ -237,14 +241,14 @@ for i = 1, n do
       entries[#entries + 1] = ARGV[a + 2 * j]
       entries[#entries + 1] = ARGV[a + 2 * j + 1]
     end
-    call('ZADD', KEYS[4 + i], unpack(entries))
+    call('ZADD', key, unpack(entries))
   end
   a = a + 2 * k
   if k > 0 then longer(key, keep) end
   call('SADD', KEYS[2], name)
 end
 for i = 1, m do
-  call('SET', KEYS[4 + n + i], ARGV[a], 'PX', ARGV[a + 1], 'NX')
+  call('SET', KEYS[5 + n + i], ARGV[a], 'PX', ARGV[a + 1], 'NX')
   a = a + 2
 end
 local c = tonumber(ARGV[a])

@@ -168,3 +168,17 @@ async def test_arbitration_claims_of_both_ids_compete_in_one_window(
     lost = await caps.reserve(replace(merged_low, at=end))
     assert won.allowed
     assert (lost.allowed, lost.rule) == (False, "arbitration_lost:vip")
+
+
+async def test_a_person_merged_twice_ends_up_with_every_touch(client: aioredis.Redis) -> None:
+    policy = {"caps": {"global": [{"max": 2, "per": "1d"}]}, "on_capped": {"action": "skip"}}
+    shop, app = ids()
+    crm = f"crm-{uuid.uuid4().hex[:8]}"
+    assert (await service(client, **policy).reserve(ask("s1", shop))).allowed
+    # shop was merged into app, then app into crm; a worker that knows both asks as crm.
+    assert (await service(client, **policy).reserve(ask("c1", crm, merged_ids=(app,)))).allowed
+    # One that read the store between the two merges still asks as app, folding shop: shop's
+    # touch must reach crm, not the app keys that were already folded away.
+    stale = await service(client, **policy).reserve(ask("a1", app, merged_ids=(shop,)))
+    assert (stale.allowed, stale.rule) == (False, "global:2/1d")
+    assert await client.zcard(person_key(crm, "g")) == 2
