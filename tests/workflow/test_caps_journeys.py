@@ -267,3 +267,47 @@ async def test_two_ids_of_one_person_merged_mid_run_get_one_message_a_day(
         assert [line["to"] for line in h.sent_lines()] == [phone]
         refused = [d for d in await h.store.deliveries() if d.status != "sent"]
         assert [(d.status, d.reason) for d in refused] == [("suppressed", "global:1/1d")] * 2
+
+
+async def test_quiet_hours_of_a_merged_run_are_the_survivors(
+    time_skipping_env: WorkflowEnvironment, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = time_skipping_env
+    jid = fresh("night")
+    quiet = {"quiet_hours": {"from": "21:00", "to": "09:00", "action": "drop"}}
+    phone = f"+1212{uuid.uuid4().int % 10**7:07d}"
+    async with policed(env, redis_server, tmp_path, **quiet) as h:
+        now = (await env.get_current_time()).astimezone(SHANGHAI)
+        evening = now.replace(hour=23, minute=0, second=0, microsecond=0)
+        if evening <= now:
+            evening += timedelta(days=1)
+        await sleep_until(env, evening)
+        # The person lives in New York (their app account says so); a shop account made in
+        # Shanghai started the run, so the run's own timezone is Shanghai's.
+        app = await h.store.identify(
+            [identity("email", f"{fresh('ny')}@example.com")],
+            attributes={"first_name": "Lei", "phone": phone},
+            timezone="America/New_York",
+            at=evening - timedelta(days=30),
+        )
+        shop = await h.store.identify(
+            [identity("phone", phone)], attributes={"first_name": "Lei", "phone": phone}
+        )
+        spec = {
+            "id": jid,
+            "name": jid,
+            "entry": {"api": True},
+            "steps": [
+                {"id": "pause", "wait": "1h"},
+                {"id": "hello", "send": {"channel": "sms", "template": "hello"}},
+            ],
+        }
+        await h.enroller.enroll(await h.deploy(spec, HELLO, evening), [shop.profile_id], evening)
+        await h.until_step(jid, shop.profile_id, "pause")
+        await h.store.identify([identity("phone", phone)], profile_id=app.profile_id)
+        await h.result(jid, shop.profile_id)
+
+        # Midnight in Shanghai is 11:00 in New York: the person's day, so the message went.
+        [row] = await h.store.deliveries(journey_id=jid)
+        assert row.status == "sent"
+        assert [line["to"] for line in h.sent_lines()] == [phone]
