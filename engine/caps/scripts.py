@@ -108,7 +108,9 @@ for i = 5, n + 4 do
 end
 if added ~= '' then
   call('SADD', KEYS[4], unpack(names))
-  call('PEXPIRE', KEYS[4], keep + ARGV[5])
+  -- Only ever longer: the index must outlive the person's longest-kept counter.
+  local life = keep + ARGV[5]
+  if call('PTTL', KEYS[4]) < life then call('PEXPIRE', KEYS[4], life) end
   if note then
     call('SET', KEYS[2], note .. added, 'KEEPTTL')
   else
