@@ -3,6 +3,7 @@ under, before or after the merge (real redis-server)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -182,3 +183,22 @@ async def test_a_person_merged_twice_ends_up_with_every_touch(client: aioredis.R
     stale = await service(client, **policy).reserve(ask("a1", app, merged_ids=(shop,)))
     assert (stale.allowed, stale.rule) == (False, "global:2/1d")
     assert await client.zcard(person_key(crm, "g")) == 2
+
+
+@pytest.mark.parametrize("round_", range(5))
+async def test_racing_the_fold_from_both_ids_never_exceeds_the_cap(
+    client: aioredis.Redis, round_: int
+) -> None:
+    policy = {"caps": {"global": [{"max": 3, "per": "1d"}]}, "on_capped": {"action": "skip"}}
+    shop, app = ids()
+    for n in range(2):
+        assert (await service(client, **policy).reserve(ask(f"s{n}", shop))).allowed
+    # Ten workers that know the merge ask as app; ten that read the store just before it
+    # still ask as shop. Each has its own memory of folds, as separate processes do.
+    later = T0 + timedelta(hours=1)
+    asks = [ask(f"a{n}", app, later, merged_ids=(shop,)) for n in range(10)]
+    asks += [ask(f"late{n}", shop, later) for n in range(10)]
+    asks = asks[round_:] + asks[:round_]
+    decisions = await asyncio.gather(*(service(client, **policy).reserve(a) for a in asks))
+    assert sum(d.allowed for d in decisions) == 1
+    assert await client.zcard(person_key(app, "g")) == 3
