@@ -130,8 +130,8 @@ def _next_period(period: Period, day: date) -> date:
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
-    # datetime.combine at 00:00 in a DST gap resolves forward (fold=0), which is the first
-    # local instant of that day, as for calendar windows.
+    # A midnight that a DST change skips takes the offset from before it (fold=0): the day's
+    # first instant, as for calendar windows.
     return datetime.combine(day, time(), zone).astimezone(UTC)
 
 

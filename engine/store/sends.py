@@ -85,7 +85,7 @@ def _deliveries(dialect: str) -> Any:
 
 
 _SEP = "\x1f"
-"""Joins merged profile ids in one column (ids are printable)."""
+"""Joins merged profile ids in one column (the API refuses control characters in ids)."""
 
 
 def _joined(column: Any, separator: str, dialect: str) -> Any:
