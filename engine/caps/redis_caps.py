@@ -369,7 +369,8 @@ class RedisCapService:
         """Make ``merged``'s touches, reservations and arbitration claims the survivor's, and
         forward every later script under ``merged`` to ``survivor``. Idempotent; done once per
         pair (the survivor notes it), and remembered by this process. ``at`` (the caller's
-        time) decides which arbitration windows are still open; None: every one is."""
+        time) decides which arbitration windows are still open: both people's open windows
+        become one. None: windows stay as they are (the claims are copied all the same)."""
         asked = (merged, survivor)
         for _ in range(_HOPS):
             if merged == survivor or (merged, survivor) in self._folded:
@@ -443,7 +444,7 @@ class RedisCapService:
             "" if open_end is None or open_ttl <= 0 else _text(open_end),
             max(open_ttl, 1),
             max(claims_ttl, 1),
-            0 if at is None else _ms(at),
+            "" if at is None else _ms(at),
         ]
         for name in counters:
             found, ttl = entries[name]

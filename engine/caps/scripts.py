@@ -220,10 +220,11 @@ FOLD = """
 -- arbitration window; KEYS[4]: its claims hash; KEYS[5]: its own merge forward; then n
 -- counters; then m reservation records.
 -- ARGV[1..8]: merged id, n, m, ttl_ms (index and folded hash), the merged person's open
--- window end ('' none), that window's ttl_ms, claims ttl_ms, at_ms; then per counter: name,
--- ttl_ms, entry count k, k pairs score member; then per record: value, ttl_ms; then the
--- claim count c, c pairs send_key claim. Reply: 1 folded, 0 folded before, 'm<survivor>'
--- when the survivor was itself merged since (fold into that one instead).
+-- window end ('' none), that window's ttl_ms, claims ttl_ms, at_ms ('' unknown: windows are
+-- left alone); then per counter: name, ttl_ms, entry count k, k pairs score member; then per
+-- record: value, ttl_ms; then the claim count c, c pairs send_key claim. Reply: 1 folded,
+-- 0 folded before, 'm<survivor>' when the survivor was itself merged since (fold into that
+-- one instead).
 local call, KEYS, ARGV = redis.call, KEYS, ARGV
 local forward = call('GET', KEYS[5])
 if forward then return 'm' .. forward end
@@ -263,7 +264,7 @@ if c > 0 then longer(KEYS[4], tonumber(ARGV[7])) end
 -- Both people waiting on an open arbitration window (one ending now is being decided now):
 -- one window, the later end, so every claim competes with every other.
 local theirs = tonumber(ARGV[5])
-if theirs and theirs >= at then
+if theirs and at and theirs >= at then
   local ours = tonumber(call('GET', KEYS[3]))
   if ours and ours >= at then
     if ours ~= theirs then
