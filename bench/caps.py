@@ -1,13 +1,13 @@
 """Checks per second of the cap script against an empty EVALSHA with the same keys and arguments.
 
-A realistic marketing send: two global rules, one channel rule, one tag rule, one journey rule
-(5 rules over 4 sorted sets, plus the send's decision record and the person's refresh note:
-7 keys, 15 arguments). Every call uses a fresh send key and generous limits, so every call really
-checks and reserves; 1,000 people's counters are filled first and keep growing through the run
-(20 to 140 entries: mostly listpacks, which ZADD scans). Generous limits also mean RESERVE's ZCARD
-shortcut skips every range count; a counter holding as many entries as its limit costs one
-ZCOUNT per rule more. The baseline is a script that only returns 1, called with the very same
-keys and arguments at the same concurrency, so the ratio is what the check-and-reserve costs
+A realistic marketing send: two global rules, one channel rule, one tag rule, one journey rule (5
+rules over 4 sorted sets, plus the send's decision record, the person's refresh note, merge forward
+and counter index: 9 keys, 15 arguments). Every call uses a fresh send key and generous limits, so
+every call really checks and reserves; 1,000 people's counters are filled first and keep growing
+through the run (20 to 140 entries: mostly listpacks, which ZADD scans). Generous limits also mean
+RESERVE's ZCARD shortcut skips every range count; a counter holding as many entries as its limit
+costs one ZCOUNT per rule more. The baseline is a script that only returns 1, called with the very
+same keys and arguments at the same concurrency, so the ratio is what the check-and-reserve costs
 on top of a bare round trip:
 
 - single: ``--tasks`` asyncio tasks, each awaiting one EVALSHA after another;

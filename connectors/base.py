@@ -216,10 +216,12 @@ class SendLimits:
 
 @dataclass(frozen=True)
 class ProviderQuota:
-    """A limit the provider enforces per recipient, which the cap service should enforce first.
+    """A limit the provider enforces per recipient, which the cap service enforces first, on
+    top of the contact policy (a policy rule for the same channel never replaces it).
 
-    ``window`` is a calendar period in the recipient's timezone (providers count that way);
-    ``scope`` says who is counted: one recipient across every sender of the brand.
+    ``window`` is a calendar period (a week starts on Monday) in ``timezone``, the provider's
+    own, or in the recipient's when ``timezone`` is None; ``scope`` says who is counted: one
+    recipient across every sender of the brand.
     """
 
     max: int
@@ -228,6 +230,8 @@ class ProviderQuota:
     """What is counted, e.g. ``"group_message"``."""
     scope: Literal["recipient"] = "recipient"
     description: str = ""
+    timezone: str | None = None
+    """Where the provider's periods start (an IANA name); None: the recipient's timezone."""
 
 
 def accepted(connector: str, message: OutboundMessage, provider_message_id: str) -> DeliveryReceipt:

@@ -250,7 +250,8 @@ class ConnectorRegistry:
 
     def quotas(self) -> dict[str, ProviderQuota]:
         """Journey channel -> the provider quota its connector declares (WeCom's monthly group
-        messages), for the cap service to enforce as a policy cap. Unconfigured ones are skipped."""
+        messages), for the cap service to enforce on top of the policy. Unconfigured ones are
+        skipped."""
         found = {}
         for channel in sorted(self._settings.channels):
             try:

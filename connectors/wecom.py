@@ -16,8 +16,8 @@ WeCom has no idempotency key: a resend after a timeout may reach the person twic
 
 **Quota**: a customer receives at most :data:`MONTHLY_GROUP_MESSAGE_QUOTA` group messages a month
 from one company (WeCom silently drops the rest). :data:`QUOTA` (also ``WeComConnector.quota``)
-states it for the cap service to enforce as a policy cap (per profile, channel ``wecom``,
-calendar month).
+states it for the cap service to enforce on top of the policy (per profile, channel ``wecom``,
+calendar month in Asia/Shanghai, WeCom's own time).
 
 Content fields: ``text`` and/or ``miniprogram.title``, ``miniprogram.appid``,
 ``miniprogram.page``, ``miniprogram.pic_media_id``; ``sender`` overrides the default employee.
@@ -61,6 +61,7 @@ QUOTA = ProviderQuota(
     window="month",
     kind="group_message",
     description="WeCom: a customer receives at most 4 group messages a month from one company",
+    timezone="Asia/Shanghai",
 )
 
 TOKEN_EXPIRED = frozenset({40014, 42001, 41001})

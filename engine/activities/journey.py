@@ -148,21 +148,27 @@ class JourneyActivities:
             return await self._record(input, "suppressed", f"no_address:{input.channel}")
         if input.category == "marketing" and facts.unsubscribed:
             return await self._record(input, "suppressed", f"unsubscribed:{input.channel}")
+        # Caps count the person, not the run's id: a run started before a OneID merge asks
+        # for the survivor, whose counters also hold the merged ids' touches.
+        person = profile.id
+        merged = person != input.profile_id
         try:
             decision = await self._caps.reserve(
                 CapRequest(
                     send_key=input.send_key,
-                    profile_id=input.profile_id,
+                    profile_id=person,
                     journey_id=input.journey_id,
                     channel=input.channel,
                     priority=input.priority,
                     at=input.at,
-                    timezone=input.timezone,
+                    # The run's timezone was its own profile's; a merged one is gone.
+                    timezone=profile.timezone if merged else input.timezone,
                     journey_caps=tuple(input.caps),
                     tags=tuple(input.tags),
                     transactional=input.category == "transactional",
                     first_attempt_at=input.first_attempt_at,
                     defer_allowed=input.defer_allowed,
+                    merged_ids=facts.merged,
                 )
             )
         except CapStoreUnavailable as exc:
@@ -187,14 +193,14 @@ class JourneyActivities:
                 {"journey": {"id": input.journey_id}, "step": {"id": input.step_id}},
             )
         except TemplateError as exc:
-            await self._caps.release(input.send_key, input.profile_id)
+            await self._caps.release(input.send_key, person)
             _logger(input).warning("template_failed", template=input.template, error=str(exc))
             return await self._record(input, "failed", f"template:{input.template}: {exc}")
 
         try:
             connector = self._connectors.for_channel(input.channel)
         except ConnectorConfigError as exc:
-            await self._caps.release(input.send_key, input.profile_id)
+            await self._caps.release(input.send_key, person)
             _logger(input).error("channel_not_configured", channel=input.channel, error=str(exc))
             return await self._record(input, "failed", f"channel_not_configured:{input.channel}")
         message = OutboundMessage(
@@ -218,7 +224,7 @@ class JourneyActivities:
                 ),
             ) from exc
         except PermanentSendError as exc:
-            await self._caps.release(input.send_key, input.profile_id)
+            await self._caps.release(input.send_key, person)
             _logger(input).warning("send_failed", channel=input.channel, code=exc.code)
             return await self._record(input, "failed", f"provider:{exc.code or 'refused'}")
         except ConnectorError as exc:

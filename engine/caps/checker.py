@@ -38,6 +38,9 @@ class CapRequest:
     """When the send was first tried; a deferral may not outlast it by the policy's expiry."""
     defer_allowed: bool = True
     """False when the step names its own ``on_suppressed``: a refusal then skips at once."""
+    merged_ids: tuple[str, ...] = ()
+    """Ids a OneID merge folded into ``profile_id`` (the survivor): their touches, claims and
+    reservations count as the survivor's before anything is decided."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ class CapChecker(Protocol):
         ...
 
     async def release(self, send_key: str, profile_id: str) -> None:
-        """Give back a reservation whose send failed for good."""
+        """Give back a reservation whose send failed for good (``profile_id``: the id it was
+        reserved under, or the survivor it was merged into)."""
         ...
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 
 import redis.asyncio as aioredis
 
 from connectors.base import ProviderQuota
 from engine.caps.checker import CapChecker
 from engine.caps.redis_caps import RedisCapService
+from engine.caps.rules import ChannelQuota
 from engine.dsl.loader import load_policy
-from engine.dsl.policy import CapRule, Policy
+from engine.dsl.policy import Policy
 from engine.settings import Settings
 
 
@@ -22,20 +22,13 @@ def load_contact_policy(settings: Settings) -> Policy:
     return load_policy(path) if path.exists() else Policy()
 
 
-_QUOTA_WINDOWS = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=31)}
-"""Rolling windows that contain every calendar period of that name (a month: 31 days), so the
-provider's count per period is never exceeded."""
-
-
-def with_provider_quotas(policy: Policy, quotas: Mapping[str, ProviderQuota]) -> Policy:
-    """Add each channel's provider quota (e.g. WeCom's 4 group messages a month per customer)
-    as a channel cap, unless the policy already caps that channel."""
-    channels = dict(policy.caps.channels)
-    for channel, quota in quotas.items():
-        if channel not in channels:
-            channels[channel] = [CapRule(max=quota.max, per=_QUOTA_WINDOWS[quota.window])]
-    caps = policy.caps.model_copy(update={"channels": channels})
-    return policy.model_copy(update={"caps": caps})
+def channel_quotas(quotas: Mapping[str, ProviderQuota]) -> dict[str, ChannelQuota]:
+    """Each channel's provider quota (e.g. WeCom's 4 group messages a calendar month per
+    customer, in Asia/Shanghai) as the cap service enforces it: on top of the policy."""
+    return {
+        channel: ChannelQuota(max=quota.max, period=quota.window, timezone=quota.timezone)
+        for channel, quota in quotas.items()
+    }
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
@@ -50,5 +43,4 @@ def build_cap_checker(
     """The Redis cap service over JOURNEY_REDIS_URL with the contact policy and the providers'
     quotas."""
     client = redis_client(settings)
-    policy = with_provider_quotas(load_contact_policy(settings), quotas or {})
-    return RedisCapService(client, policy)
+    return RedisCapService(client, load_contact_policy(settings), channel_quotas(quotas or {}))

@@ -8,12 +8,23 @@ the policy (or the step) decides whether that defers, skips or ends the run.
 
 Redis unreachable: `CapStoreUnavailable`, so the send activity fails and Temporal retries it
 with backoff; nothing is ever sent unchecked.
+
+OneID merges: a request names the survivor and the ids merged into it (`CapRequest.merged_ids`).
+Before deciding, each merged id is folded into the survivor once (see `RedisCapService.fold`):
+FORWARD, in the merged id's slot, leaves a forward to the survivor there, after which every
+script in that slot answers ``m<survivor>`` and counts nothing; FOLD, in the survivor's slot,
+then copies the merged id's counters, reservation records and arbitration claims in one atomic
+step and notes the id as folded. The two slots may live on different Cluster nodes, so the two
+steps are not one transaction; they are ordered and idempotent instead: a reservation made under
+the merged id before the forward is among what FOLD copies, one tried after it is redirected to
+the survivor (after the fold), and a crash between the two steps is finished by the next send.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from engine.caps import scripts
 from engine.caps.checker import CapDecision, CapRequest, CapStoreUnavailable
 from engine.caps.rules import (
+    ChannelQuota,
     Rule,
     applicable_rules,
     frees_at,
@@ -35,7 +47,7 @@ from engine.caps.rules import (
     window_start,
 )
 from engine.dsl.models import Cap
-from engine.dsl.policy import Policy
+from engine.dsl.policy import LONGEST_WINDOW, Policy
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +65,15 @@ their last reservation."""
 
 _MS = timedelta(milliseconds=1)
 _REFRESH_MS = REFRESH // _MS
+
+MERGE_KEEP = LONGEST_WINDOW + STRAGGLE + REFRESH
+"""How long a merged id's forward and the survivor's note of folded ids live at least (longer
+when the merged id's counters do)."""
+_MERGE_KEEP_MS = MERGE_KEEP // _MS
+_HOPS = 8
+"""Forwards followed at most in one decision (a chain longer than that is a loop)."""
+_TX_KEEP_MS = timedelta(days=91) // _MS
+"""How long the transactional counter keeps its touches."""
 
 
 def _ms(at: datetime) -> int:
@@ -92,8 +113,29 @@ class _Plan:
             counters=tuple(rule.counter for rule in rules),
             per_ms=tuple(rule.per // _MS for rule in rules),
             keep_ms=(longest(rules) + STRAGGLE) // _MS,
-            calendar=any(rule.calendar for rule in rules),
+            calendar=any(rule.local for rule in rules),
         )
+
+
+class _Moved(Exception):
+    """A script found the person merged into ``survivor``: nothing was done in its slot."""
+
+    def __init__(self, survivor: str) -> None:
+        super().__init__(survivor)
+        self.survivor = survivor
+
+
+def _moved(reply: object) -> str | None:
+    """The survivor of an ``m<survivor>`` reply, else None."""
+    if isinstance(reply, bytes) and reply.startswith(b"m"):
+        return reply[1:].decode()
+    if isinstance(reply, str) and reply.startswith("m"):
+        return reply[1:]
+    return None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _refusal(reply: bytes | str) -> tuple[int, int, int]:
@@ -126,14 +168,30 @@ def _reserved_in(record: bytes | str) -> list[str]:
 
 
 class RedisCapService:
-    def __init__(self, redis: aioredis.Redis, policy: Policy) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        policy: Policy,
+        quotas: Mapping[str, ChannelQuota] | None = None,
+    ) -> None:
+        """``quotas``: channel -> the provider's own limit per person, enforced on top of the
+        policy's rules for that channel."""
         self._redis = redis
         self._policy = policy
+        self._quotas = dict(quotas or {})
         self._reserve = redis.register_script(scripts.RESERVE)
         self._release = redis.register_script(scripts.RELEASE)
         self._claim = redis.register_script(scripts.CLAIM)
         self._resolve = redis.register_script(scripts.RESOLVE)
+        self._count = redis.register_script(scripts.COUNT)
+        self._forward = redis.register_script(scripts.FORWARD)
+        self._fold_script = redis.register_script(scripts.FOLD)
         self._plans: dict[tuple[str, tuple[str, ...], str, tuple[Cap, ...]], _Plan] = {}
+        self._folded: set[tuple[str, str]] = set()
+        """(merged id, survivor) pairs this process saw folded: a fold is final."""
+        # Counters a person may hold that workers before the counter index did not list.
+        known = {"g", "tx", *(f"c:{c}" for c in (*policy.caps.channels, *self._quotas))}
+        self._known_counters = frozenset(known | {f"t:{t}" for t in policy.caps.tags})
 
     @property
     def policy(self) -> Policy:
@@ -148,6 +206,18 @@ class RedisCapService:
             raise CapStoreUnavailable(f"cap store error: {exc}") from exc
 
     async def _decide(self, request: CapRequest) -> CapDecision:
+        for _ in range(_HOPS):
+            for merged in request.merged_ids:
+                await self.fold(merged, request.profile_id, request.at)
+            try:
+                return await self._decide_as(request)
+            except _Moved as moved:
+                # The id was merged after the caller looked it up: decide for the survivor.
+                await self.fold(request.profile_id, moved.survivor, request.at)
+                request = replace(request, profile_id=moved.survivor, merged_ids=())
+        raise CapStoreUnavailable(f"merge forwards of {request.profile_id} do not end")
+
+    async def _decide_as(self, request: CapRequest) -> CapDecision:
         zone = ZoneInfo(request.timezone)
         if request.transactional:
             await self._count_transactional(request)
@@ -173,6 +243,9 @@ class RedisCapService:
         reply = await self._reserve(keys=keys, args=args)
         if reply == 1:
             return CapDecision(allowed=True)
+        survivor = _moved(reply)
+        if survivor is not None:
+            raise _Moved(survivor)
         number, count, blocking = _refusal(reply)
         rule = rules[number - 1]
         free = frees_at(rule, _from_ms(blocking), zone)
@@ -189,7 +262,9 @@ class RedisCapService:
         if plan is None:
             if len(self._plans) >= _PLANS:
                 self._plans.clear()
-            plan = self._plans[scope] = _Plan.of(applicable_rules(self._policy, *scope))
+            plan = self._plans[scope] = _Plan.of(
+                applicable_rules(self._policy, *scope, self._quotas)
+            )
         if not plan.rules:
             return None
         at = _ms(request.at)
@@ -202,8 +277,8 @@ class RedisCapService:
             for rule, per in zip(plan.rules, plan.per_ms, strict=True):
                 args += [rule.max, at - per + 1]  # window_start of a rolling window
         prefix = person_key(request.profile_id, "")
-        keys = [f"{prefix}r:{request.send_key}", f"{prefix}refreshed"]
-        keys += [prefix + counter for counter in plan.counters]
+        keys = [f"{prefix}r:{request.send_key}", f"{prefix}refreshed", f"{prefix}merged"]
+        keys += [f"{prefix}idx", *(prefix + counter for counter in plan.counters)]
         return plan.rules, keys, args
 
     def _refused(
@@ -224,19 +299,25 @@ class RedisCapService:
         """None when this send may go on to the caps; else wait for the window, or lost."""
         hash_key = person_key(request.profile_id, "arb:claims")
         ttl = int((window + _MARGIN).total_seconds() * 1000)
-        claim = json.loads(
-            await self._claim(
-                keys=[person_key(request.profile_id, "arb:open"), hash_key],
-                args=[
-                    request.send_key,
-                    _ms(request.at),
-                    int(window.total_seconds() * 1000),
-                    request.priority,
-                    request.journey_id,
-                    ttl,
-                ],
-            )
+        reply = await self._claim(
+            keys=[
+                person_key(request.profile_id, "arb:open"),
+                hash_key,
+                person_key(request.profile_id, "merged"),
+            ],
+            args=[
+                request.send_key,
+                _ms(request.at),
+                int(window.total_seconds() * 1000),
+                request.priority,
+                request.journey_id,
+                ttl,
+            ],
         )
+        survivor = _moved(reply)
+        if survivor is not None:
+            raise _Moved(survivor)
+        claim = json.loads(reply)
         window_end = _from_ms(claim["w"])
         if request.at < window_end:
             return CapDecision(False, "arbitrate", None, window_end)
@@ -247,18 +328,132 @@ class RedisCapService:
         return CapDecision(False, "skip", f"arbitration_lost:{winner['j']}", None, detail)
 
     async def _count_transactional(self, request: CapRequest) -> None:
-        key = person_key(request.profile_id, "tx")
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(key, {request.send_key: _ms(request.at)})
-            pipe.pexpire(key, int(timedelta(days=91).total_seconds() * 1000))
-            await pipe.execute()
+        reply = await self._count(
+            keys=[
+                person_key(request.profile_id, "tx"),
+                person_key(request.profile_id, "merged"),
+                person_key(request.profile_id, "idx"),
+            ],
+            args=[request.send_key, _ms(request.at), _TX_KEEP_MS, "tx"],
+        )
+        survivor = _moved(reply)
+        if survivor is not None:
+            raise _Moved(survivor)
 
     async def release(self, send_key: str, profile_id: str) -> None:
-        record_key = person_key(profile_id, f"r:{send_key}")
         try:
-            stored = await self._redis.get(record_key)
-            counters = [] if stored is None else _reserved_in(stored)
-            if counters:
-                await self._release(keys=[record_key, *counters], args=[send_key])
+            for _ in range(_HOPS):
+                record_key = person_key(profile_id, f"r:{send_key}")
+                forward_key = person_key(profile_id, "merged")
+                stored, forward = await self._redis.mget(record_key, forward_key)
+                if forward is None:
+                    counters = [] if stored is None else _reserved_in(stored)
+                    if not counters:
+                        return
+                    reply = await self._release(
+                        keys=[record_key, forward_key, *counters], args=[send_key]
+                    )
+                    survivor = _moved(reply)
+                    if survivor is None:
+                        return
+                else:
+                    survivor = _text(forward)
+                # Merged: the reservation lives on in the survivor's keys once folded.
+                await self.fold(profile_id, survivor, None)
+                profile_id = survivor
         except (RedisError, OSError) as exc:
             raise CapStoreUnavailable(f"cap store unreachable: {type(exc).__name__}") from exc
+        raise CapStoreUnavailable(f"merge forwards of {profile_id} do not end")
+
+    async def fold(self, merged: str, survivor: str, at: datetime | None) -> None:
+        """Make ``merged``'s touches, reservations and arbitration claims the survivor's, and
+        forward every later script under ``merged`` to ``survivor``. Idempotent; done once per
+        pair (the survivor notes it), and remembered by this process. ``at`` (the caller's
+        time) decides which arbitration windows are still open: both people's open windows
+        become one. None: windows stay as they are (the claims are copied all the same)."""
+        asked = (merged, survivor)
+        for _ in range(_HOPS):
+            if merged == survivor or (merged, survivor) in self._folded:
+                break
+            if await self._redis.hexists(person_key(survivor, "folded"), merged):
+                break
+            names = await self._forward(
+                keys=[
+                    person_key(merged, "merged"),
+                    person_key(merged, "idx"),
+                    person_key(merged, "refreshed"),
+                ],
+                args=[survivor, _MERGE_KEEP_MS],
+            )
+            counters = sorted({_text(name) for name in names} | self._known_counters)
+            keys, args = await self._fold_call(merged, survivor, counters, at)
+            reply = await self._fold_script(keys=keys, args=args)
+            later = _moved(reply)
+            if later is None:
+                if reply == 1:
+                    log.info("cap_person_folded", merged_id=merged, survivor_id=survivor)
+                break
+            survivor = later  # merged again since the caller looked: fold into the last one
+        else:
+            raise CapStoreUnavailable(f"merge forwards of {merged} do not end")
+        if len(self._folded) >= _PLANS:
+            self._folded.clear()
+        self._folded.update({asked, (merged, survivor)})
+
+    async def _fold_call(
+        self, merged: str, survivor: str, counters: list[str], at: datetime | None
+    ) -> tuple[list[str], list[Any]]:
+        """FOLD's keys and arguments: a snapshot of ``merged``'s keys, final since FORWARD."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in counters:
+                pipe.zrange(person_key(merged, name), 0, -1, withscores=True)
+                pipe.pttl(person_key(merged, name))
+            for name in ("arb:open", "arb:claims"):
+                pipe.pttl(person_key(merged, name))
+            pipe.get(person_key(merged, "arb:open"))
+            pipe.hgetall(person_key(merged, "arb:claims"))
+            replies = await pipe.execute()
+        entries: dict[str, tuple[list[tuple[bytes, float]], int]] = {
+            name: (replies[2 * i], replies[2 * i + 1]) for i, name in enumerate(counters)
+        }
+        open_ttl, claims_ttl, open_end, claims = replies[2 * len(counters) :]
+        counters = [name for name in counters if entries[name][0]]
+        sends = sorted({member for found, _ in entries.values() for member, _ in found})
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for send in sends:
+                pipe.get(person_key(merged, f"r:{_text(send)}"))
+                pipe.pttl(person_key(merged, f"r:{_text(send)}"))
+            found_records = await pipe.execute()
+        old, new = person_key(merged, ""), person_key(survivor, "")
+        records: list[tuple[str, str, int]] = []
+        for i, send in enumerate(sends):
+            stored, ttl = found_records[2 * i], found_records[2 * i + 1]
+            reserved = [] if stored is None else _reserved_in(stored)
+            if reserved and ttl > 0:
+                moved = [new + key[len(old) :] for key in reserved if key.startswith(old)]
+                record = "a" + "".join(f"{len(key)}:{key}" for key in moved)
+                records.append((f"{new}r:{_text(send)}", record, ttl))
+        keep = max([_MERGE_KEEP_MS, *(ttl for _, ttl in entries.values())])
+        keys = [f"{new}folded", f"{new}idx", f"{new}arb:open", f"{new}arb:claims", f"{new}merged"]
+        keys += [new + name for name in counters] + [key for key, _, _ in records]
+        args: list[Any] = [
+            merged,
+            len(counters),
+            len(records),
+            keep,
+            "" if open_end is None or open_ttl <= 0 else _text(open_end),
+            max(open_ttl, 1),
+            max(claims_ttl, 1),
+            "" if at is None else _ms(at),
+        ]
+        for name in counters:
+            found, ttl = entries[name]
+            args += [name, max(ttl, 1), len(found)]
+            for member, score in found:
+                args += [int(score), member]
+        for _, record, ttl in records:
+            args += [record, ttl]
+        args.append(len(claims))
+        for send, claim in claims.items():
+            args += [send, claim]
+        return keys, args

@@ -39,6 +39,7 @@ def connectors() -> None:
             rows, problems = registry.installed(), registry.check()
             quotas = {
                 channel: f"{q.max} {q.kind} per {q.window} per {q.scope}"
+                + (f" ({q.timezone})" if q.timezone else "")
                 for channel, q in registry.quotas().items()
             }
             await registry.aclose()

@@ -40,6 +40,9 @@ class SendFacts:
     """The person (the survivor's profile if the id was merged), or None if unknown."""
     unsubscribed: bool
     """The person unsubscribed from the lookup's channel."""
+    merged: tuple[str, ...] = ()
+    """The ids merged into the person, sorted: the cap service folds their counters into the
+    survivor's before it counts a touch."""
 
 
 async def read_facts(
@@ -56,11 +59,13 @@ async def read_facts(
         decided.update({row.send_key: records.delivery(row) for row in rows})
     people: dict[str, Profile] = {}
     opted_out: dict[str, set[str]] = {}
+    absorbed: dict[str, tuple[str, ...]] = {}
     for chunk in chunks(asked):
         for row in await conn.execute(_people(dialect), {"ids": list(chunk)}):
             person = records.profile(row)
             people[row.asked or row.id] = person
             opted_out[person.id] = set(row.unsubscribed.split("\n")) if row.unsubscribed else set()
+            absorbed[person.id] = tuple(sorted(row.merged.split(_SEP))) if row.merged else ()
     facts: dict[SendLookup, SendFacts] = {}
     for lookup in lookups:
         found = people.get(lookup.profile_id)
@@ -68,6 +73,7 @@ async def read_facts(
             delivery=decided.get(lookup.send_key),
             profile=found,
             unsubscribed=found is not None and lookup.channel in opted_out[found.id],
+            merged=absorbed[found.id] if found is not None else (),
         )
     return facts
 
@@ -78,25 +84,44 @@ def _deliveries(dialect: str) -> Any:
     return select(deliveries).where(among_param(deliveries.c.send_key, "keys", dialect))
 
 
+_SEP = "\x1f"
+"""Joins merged profile ids in one column (the API refuses control characters in ids)."""
+
+
+def _joined(column: Any, separator: str, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return func.string_agg(column, separator)
+    return func.group_concat(column, separator)
+
+
 @functools.cache
 def _people(dialect: str) -> Any:
     """Profiles asked for by id (``ids``), and survivors asked for by a merged id (``asked``
-    names it), each with its unsubscribed channels joined by newlines (channels are slugs).
-    Built once per dialect: building it cost more than running it."""
-    joined = (
-        func.string_agg(subscriptions.c.channel, "\n")
-        if dialect == "postgresql"
-        else func.group_concat(subscriptions.c.channel, "\n")
-    )
+    names it), each with its unsubscribed channels joined by newlines (channels are slugs) and
+    the ids merged into it joined by ``_SEP``. Built once per dialect: building it cost more
+    than running it."""
     opted_out = and_(
         subscriptions.c.profile_id == profiles.c.id, subscriptions.c.status == "unsubscribed"
     )
-    unsubscribed = select(joined).where(opted_out).scalar_subquery().label("unsubscribed")
-    direct = select(profiles, null().label("asked"), unsubscribed).where(
+    unsubscribed = (
+        select(_joined(subscriptions.c.channel, "\n", dialect))
+        .where(opted_out)
+        .scalar_subquery()
+        .label("unsubscribed")
+    )
+    # A second alias: the join below already names ``merges``.
+    absorbed = merges.alias("absorbed")
+    merged_ids = (
+        select(_joined(absorbed.c.merged_id, _SEP, dialect))
+        .where(absorbed.c.survivor_id == profiles.c.id)
+        .scalar_subquery()
+        .label("merged")
+    )
+    direct = select(profiles, null().label("asked"), unsubscribed, merged_ids).where(
         among_param(profiles.c.id, "ids", dialect)
     )
     merged = (
-        select(profiles, merges.c.merged_id.label("asked"), unsubscribed)
+        select(profiles, merges.c.merged_id.label("asked"), unsubscribed, merged_ids)
         .join_from(merges, profiles, merges.c.survivor_id == profiles.c.id)
         .where(among_param(merges.c.merged_id, "ids", dialect))
     )

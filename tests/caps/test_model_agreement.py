@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from engine.caps.checker import CapRequest
 from engine.caps.redis_caps import RedisCapService
+from engine.caps.rules import ChannelQuota
 from engine.dsl.models import Cap
 from engine.dsl.policy import Policy
 from tests.caps.model import (
@@ -53,6 +54,7 @@ ANCHORS = (
     datetime(2026, 6, 15, 3, 0, tzinfo=UTC),
     datetime(2026, 9, 4, 12, 0, tzinfo=UTC),
     datetime(2026, 10, 30, 12, 0, tzinfo=UTC),
+    datetime(2026, 1, 31, 14, 0, tzinfo=UTC),  # month and week ends: provider quota periods
 )
 MINUTE = 60_000
 # Times may run backwards by at most this much behind the latest send (see `scenarios`).
@@ -89,6 +91,14 @@ class Scenario:
     tag_caps: dict[str, CapList]
     journey_caps: dict[str, CapList]
     ops: list[Op]
+    quotas: dict[str, tuple[int, str, str | None]] = field(default_factory=dict)
+    """Channel -> a provider quota: (max, period, timezone or None for the person's)."""
+
+    def channel_quotas(self) -> dict[str, ChannelQuota]:
+        return {
+            c: ChannelQuota(max=m, period=period, timezone=zone)  # type: ignore[arg-type]
+            for c, (m, period, zone) in self.quotas.items()
+        }
 
     def policy(self) -> Policy:
         def rules(caps: CapList) -> list[dict[str, Any]]:
@@ -114,6 +124,7 @@ class Scenario:
             global_caps=self.global_caps,
             channel_caps=self.channel_caps,
             tag_caps=self.tag_caps,
+            quotas=self.quotas,
         )
 
 
@@ -136,6 +147,12 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     journey_caps = {j: draw(caps) for j in JOURNEYS}
     zone_name = draw(st.sampled_from(ZONES))
     zone = ZoneInfo(zone_name)
+    quota = st.tuples(
+        st.integers(1, 3),
+        st.sampled_from(["day", "week", "month"]),
+        st.sampled_from([None, *ZONES]),
+    )
+    quotas = draw(st.dictionaries(st.sampled_from(CHANNELS), quota, max_size=2))
 
     # Distances that land exactly on (or one millisecond beside) a window's edge.
     every = [*global_caps, *(c for v in channel_caps.values() for c in v)]
@@ -191,7 +208,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         )
         sends.append(send)
         ops.append(Reserve(send))
-    return Scenario(zone_name, calendar, global_caps, channel_caps, tag_caps, journey_caps, ops)
+    return Scenario(
+        zone_name, calendar, global_caps, channel_caps, tag_caps, journey_caps, ops, quotas
+    )
 
 
 def to_request(send: Send, profile: str, zone: str) -> CapRequest:
@@ -221,7 +240,7 @@ async def replay(
     explain: Callable[[str], None] = note,
     record: Callable[[str], None] = event,
 ) -> None:
-    caps = RedisCapService(client, scenario.policy())
+    caps = RedisCapService(client, scenario.policy(), scenario.channel_quotas())
     model = scenario.model()
     profile = f"prop-{uuid.uuid4().hex}"  # a fresh key space per example
     sends: list[Send] = []
@@ -263,6 +282,85 @@ async def test_every_decision_and_retry_time_matches_the_model(
     client: aioredis.Redis, scenario: Scenario
 ) -> None:
     await replay(client, scenario)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """Two ids of one person, ``a`` merged into ``b`` before op number ``at``."""
+
+    scenario: Scenario
+    owners: list[str]
+    """Whose send each op is before the merge (``a`` or ``b``)."""
+    at: int
+    stale: list[bool]
+    """After the merge (and its first send), ask under the run's own id without the merged
+    ids, as a worker that read the store just before the merge commit does."""
+
+
+@st.composite
+def merges(draw: st.DrawFn) -> Merge:
+    scenario = draw(scenarios())
+    n = len(scenario.ops)
+    owners = draw(st.lists(st.sampled_from("ab"), min_size=n, max_size=n))
+    stale = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    return Merge(scenario, owners, draw(st.integers(0, n)), stale)
+
+
+async def replay_merge(client: aioredis.Redis, merge: Merge) -> None:
+    scenario = merge.scenario
+    caps = RedisCapService(client, scenario.policy(), scenario.channel_quotas())
+    tag = uuid.uuid4().hex
+    ids = {"a": f"merged-{tag}", "b": f"survivor-{tag}"}
+    models = {"a": scenario.model(), "b": scenario.model()}
+    owner: dict[str, str] = {}
+    sends: list[Send] = []
+    folded = False
+    for step, op in enumerate(scenario.ops):
+        merged = step >= merge.at
+        if step == merge.at:
+            models["b"].absorb(models["a"])
+            note(f"{step}: merge a into b")
+        if isinstance(op, Release):
+            send = sends[op.pick % len(sends)]
+            note(f"{step}: release {send.key} as {owner[send.key]}")
+            await caps.release(send.key, ids[owner[send.key]])
+            models["b" if merged else owner[send.key]].release(send.key)
+            continue
+        if isinstance(op, Retry):
+            send = sends[op.pick % len(sends)]
+        else:
+            send = op.send
+            sends.append(send)
+            owner[send.key] = merge.owners[step]
+        request = to_request(send, ids[owner[send.key]], scenario.zone)
+        if merged and not (folded and merge.stale[step]):
+            request = replace(request, profile_id=ids["b"], merged_ids=(ids["a"],))
+            folded = True
+        model = models["b" if merged else owner[send.key]]
+        expected = model.reserve(send)
+        decision = await caps.reserve(request)
+        note(f"{step}: {send} as {request.profile_id[:6]} -> model {expected}, service {decision}")
+        got = Answer(
+            allowed=decision.allowed,
+            rule=decision.rule,
+            count=int(decision.detail["count"]) if "count" in decision.detail else None,
+            retry_at=None if decision.retry_at is None else to_ms(decision.retry_at),
+        )
+        assert got == expected, f"step {step}: service {got} != model {expected}"
+    if merge.at < len(scenario.ops):
+        event("merged mid-run")
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(merge=merges())
+async def test_two_ids_merged_mid_run_are_decided_as_one_person_from_the_merge_on(
+    client: aioredis.Redis, merge: Merge
+) -> None:
+    await replay_merge(client, merge)
 
 
 async def test_a_send_far_behind_the_latest_touch_still_counts_earlier_touches(

@@ -127,3 +127,17 @@ async def test_records_of_the_json_script_still_answer_and_release(
     assert (await caps.reserve(request(person, later))).allowed  # the slot is free again
     # The released old record is decided afresh: sms is taken again now, so refused.
     assert not (await caps.reserve(request(person, later, key=allowed_key))).allowed
+
+
+async def test_the_counter_index_lists_every_counter_and_outlives_them(
+    client: aioredis.Redis,
+) -> None:
+    caps, person = RedisCapService(client, POLICY), f"s-{uuid.uuid4().hex[:8]}"
+    assert (await caps.reserve(request(person, T0))).allowed  # sms: kept for a week and more
+    await client.delete(person_key(person, "refreshed"))  # a day of wall clock has passed
+    later = T0 + timedelta(hours=2)
+    assert (await caps.reserve(request(person, later, channel="push"))).allowed  # kept 8 days
+    names = {name.decode() for name in await client.smembers(person_key(person, "idx"))}
+    assert names == {"g", "c:sms", "c:push"}
+    longest = max([await ttl(client, person, name) for name in names])
+    assert await ttl(client, person, "idx") >= longest

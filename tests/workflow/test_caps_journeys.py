@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.caps.redis_caps import RedisCapService
 from engine.dsl.policy import Policy
+from engine.identity import identity
 from engine.localtime import next_wall_time
 from tests.harness import Harness, RedisServer, person, running_worker, sqlite_store
 
@@ -204,3 +205,103 @@ async def test_redis_down_means_no_sends_until_it_is_back_and_no_cap_is_exceeded
             assert len(rows) == 2 * len(people)
     finally:
         redis.stop()
+
+
+async def test_two_ids_of_one_person_merged_mid_run_get_one_message_a_day(
+    time_skipping_env: WorkflowEnvironment, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = time_skipping_env
+    app_journey, shop_journey = fresh("welcome"), fresh("offer")
+    policy = {"caps": {"global": [{"max": 1, "per": "1d"}]}, "on_capped": {"action": "skip"}}
+    phone = f"+86139{uuid.uuid4().int % 10**8:08d}"
+    async with policed(env, redis_server, tmp_path, **policy) as h:
+        t0 = await env.get_current_time()
+        # The same person, known twice: the app account (older: the merge's survivor) and a
+        # shop account made yesterday.
+        app = await h.store.identify(
+            [identity("email", f"{fresh('li')}@example.com")],
+            attributes={"first_name": "磊", "phone": phone},
+            at=t0 - timedelta(days=30),
+        )
+        shop = await h.store.identify(
+            [identity("phone", phone)],
+            attributes={"first_name": "磊", "phone": phone},
+            at=t0 - timedelta(days=1),
+        )
+        hello = {"id": "hello", "send": {"channel": "sms", "template": "hello"}}
+        welcome = {
+            "id": app_journey,
+            "name": "welcome",
+            "entry": {"api": True},
+            "steps": [hello, {"id": "later", "wait": "3h"}, {**hello, "id": "again"}],
+        }
+        offer = {
+            "id": shop_journey,
+            "name": "offer",
+            "entry": {"api": True},
+            "steps": [{"id": "pause", "wait": "2h"}, hello],
+        }
+        # The shop id's run sends at once; the app id's run two hours later.
+        await h.enroller.enroll(await h.deploy(welcome, HELLO, t0), [shop.profile_id], t0)
+        await h.enroller.enroll(await h.deploy(offer, HELLO, t0), [app.profile_id], t0)
+        await h.until_step(app_journey, shop.profile_id, "later")
+        await h.until_step(shop_journey, app.profile_id, "pause")
+        assert len(h.sent_lines()) == 1
+
+        # Then a login links the two accounts: one person from now on.
+        merged = await h.store.identify(
+            [identity("email", f"{fresh('li')}@example.com"), identity("phone", phone)],
+            profile_id=app.profile_id,
+        )
+        assert merged.merged == (shop.profile_id,)
+        await h.result(shop_journey, app.profile_id)
+        await h.result(app_journey, shop.profile_id)
+
+        # One message that day at the connector: the shop id's touch counted for the survivor.
+        assert [line["to"] for line in h.sent_lines()] == [phone]
+        refused = [d for d in await h.store.deliveries() if d.status != "sent"]
+        assert [(d.status, d.reason) for d in refused] == [("suppressed", "global:1/1d")] * 2
+
+
+async def test_quiet_hours_of_a_merged_run_are_the_survivors(
+    time_skipping_env: WorkflowEnvironment, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = time_skipping_env
+    jid = fresh("night")
+    quiet = {"quiet_hours": {"from": "21:00", "to": "09:00", "action": "drop"}}
+    phone = f"+1212{uuid.uuid4().int % 10**7:07d}"
+    async with policed(env, redis_server, tmp_path, **quiet) as h:
+        now = (await env.get_current_time()).astimezone(SHANGHAI)
+        evening = now.replace(hour=23, minute=0, second=0, microsecond=0)
+        if evening <= now:
+            evening += timedelta(days=1)
+        await sleep_until(env, evening)
+        # The person lives in New York (their app account says so); a shop account made in
+        # Shanghai started the run, so the run's own timezone is Shanghai's.
+        app = await h.store.identify(
+            [identity("email", f"{fresh('ny')}@example.com")],
+            attributes={"first_name": "Lei", "phone": phone},
+            timezone="America/New_York",
+            at=evening - timedelta(days=30),
+        )
+        shop = await h.store.identify(
+            [identity("phone", phone)], attributes={"first_name": "Lei", "phone": phone}
+        )
+        spec = {
+            "id": jid,
+            "name": jid,
+            "entry": {"api": True},
+            "steps": [
+                {"id": "pause", "wait": "1h"},
+                {"id": "hello", "send": {"channel": "sms", "template": "hello"}},
+            ],
+        }
+        await h.enroller.enroll(await h.deploy(spec, HELLO, evening), [shop.profile_id], evening)
+        await h.until_step(jid, shop.profile_id, "pause")
+        await h.store.identify([identity("phone", phone)], profile_id=app.profile_id)
+        await h.result(jid, shop.profile_id)
+
+        # Midnight in Shanghai is 11:00 in New York: the person's day, so the message went.
+        [row] = await h.store.deliveries(journey_id=jid)
+        assert row.status == "sent"
+        assert [line["to"] for line in h.sent_lines()] == [phone]
