@@ -1,0 +1,104 @@
+"""The sandbox a rehearsal (``journey simulate``) runs in, wired like a production worker.
+
+A temporary folder holds a SQLite store; a throwaway redis-server holds the cap counters; the
+worker is the real one (`engine.worker.build_worker` with `JourneyActivities`) polling Temporal's
+time-skipping test server; the cap service is the real one with the contact policy
+(JOURNEY_POLICY_PATH) and the providers' quotas; every channel goes to a recording connector.
+Nothing is sent, and nothing outside the temporary folder is written. All of it is gone when the
+context ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import structlog
+
+from connectors.base import Connector, ProviderQuota
+from connectors.recording import RecordingConnector
+from connectors.registry import DEFAULT_CHANNELS, ConnectorRegistry, ConnectorSettings
+from engine.activities.journey import JourneyActivities
+from engine.caps.factory import build_cap_checker
+from engine.dsl.models import Journey, SendStep
+from engine.dsl.tiers import Tiers
+from engine.services.simulate import Sandbox
+from engine.settings import Settings
+from engine.store import Store
+from engine.throwaway import RedisServer, start_time_skipping
+from engine.worker import build_worker
+
+log = structlog.get_logger(__name__)
+
+TASK_QUEUE = "simulate"
+
+
+def _channels(journey: Journey) -> set[str]:
+    return set(DEFAULT_CHANNELS) | {
+        s.send.channel for s in journey.steps if isinstance(s, SendStep)
+    }
+
+
+async def _provider_quotas(http: httpx.AsyncClient) -> dict[str, ProviderQuota]:
+    """The quotas the configured connectors declare (WeCom's monthly group messages), as a
+    worker would enforce them. Building a connector does no I/O; nothing is sent."""
+    registry = ConnectorRegistry.from_settings(ConnectorSettings(), http)
+    try:
+        return dict(registry.quotas())
+    finally:
+        await registry.aclose()
+
+
+@asynccontextmanager
+async def open_sandbox(
+    settings: Settings, journey: Journey, tiers: Tiers | None = None
+) -> AsyncIterator[Sandbox]:
+    """Start the throwaway servers and a worker; yield the sandbox; stop and delete it all.
+
+    Raises MissingBinary when redis-server or the time-skipping server is not installed."""
+    with tempfile.TemporaryDirectory(prefix="journey-simulate-") as folder:
+        directory = Path(folder)
+        redis = RedisServer(directory / "redis", persist=False)
+        await asyncio.to_thread(redis.start)
+        try:
+            env = await start_time_skipping()
+            store = Store.from_url(f"sqlite+aiosqlite:///{directory / 'sandbox.db'}")
+            http = httpx.AsyncClient()
+            recorder = RecordingConnector()
+
+            def recording(_settings: ConnectorSettings, _client: httpx.AsyncClient) -> Connector:
+                return recorder
+
+            registry = ConnectorRegistry(
+                ConnectorSettings(channels={c: "recording" for c in _channels(journey)}),
+                http,
+                {"recording": recording},
+            )
+            try:
+                await store.migrate()
+                quotas = await _provider_quotas(http)
+                caps = build_cap_checker(
+                    settings.model_copy(update={"redis_url": redis.url}), quotas
+                )
+                activities = JourneyActivities(store, caps, registry, None, tiers)
+                async with build_worker(env.client, TASK_QUEUE, activities.all()):
+                    yield Sandbox(
+                        store=store,
+                        client=env.client,
+                        task_queue=TASK_QUEUE,
+                        advance=env.sleep,
+                        now=env.get_current_time,
+                        recorded=lambda: len(recorder.messages),
+                    )
+            finally:
+                await registry.aclose()
+                await http.aclose()
+                await store.aclose()
+                await env.shutdown()
+                await asyncio.sleep(0.05)  # sdk-python#300: let the runtime settle
+        finally:
+            redis.stop()
