@@ -40,6 +40,26 @@ connectors_cmd.register(app)
 data_cmd.register(app)
 simulate_cmd.register(app)
 
+
+@app.callback()
+def _configure(ctx: typer.Context) -> None:
+    # Once per process, before any command runs; simulate's output is its timeline, so its
+    # info lines (one per rehearsed send) wait for JOURNEY_LOG_LEVEL=info.
+    from pydantic import ValidationError
+
+    from engine.logs import configure_logging
+    from engine.settings import LogSettings
+
+    try:
+        settings = LogSettings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        typer.echo(f"JOURNEY_{str(error['loc'][0]).upper()}: {error['msg']}", err=True)
+        raise typer.Exit(1) from None
+    quiet = ctx.invoked_subcommand == "simulate"
+    configure_logging(settings, default_level="warning" if quiet else "info")
+
+
 T = TypeVar("T")
 
 

@@ -299,8 +299,9 @@ async def rehearse_person(
     for number, event in enumerate(sorted(events_, key=lambda e: e.offset), start=1):
         if event.offset >= days * DAY:
             break
-        await _advance_to(sandbox, start + event.offset)
-        injected.append(await _inject(sandbox, profile.id, plan.journey, event, number))
+        at = start + event.offset
+        await _advance_to(sandbox, at)
+        injected.append(await _inject(sandbox, profile.id, plan.journey, event, number, at))
     await _advance_to(sandbox, until)
     run = sandbox.client.get_workflow_handle(handle.id, run_id=run_id)
     state: RunState = await run.query("state", result_type=RunState)
@@ -322,10 +323,15 @@ async def _advance_to(sandbox: Sandbox, at: datetime) -> None:
 
 
 async def _inject(
-    sandbox: Sandbox, profile_id: str, journey: Journey, event: InjectedEvent, number: int
+    sandbox: Sandbox,
+    profile_id: str,
+    journey: Journey,
+    event: InjectedEvent,
+    number: int,
+    at: datetime,
 ) -> TimelineEntry:
-    """Record the event in the sandbox's store and signal the person's run (if still live)."""
-    at = await sandbox.now()
+    """Record the event (as of ``at``) in the sandbox's store and signal the person's run, if
+    it is still live."""
     event_id = f"simulated-{number}-{uuid.uuid4().hex[:8]}"
     await sandbox.store.record_events([Event(event_id, profile_id, event.name, at)])
     handle = sandbox.client.get_workflow_handle(workflow_id(journey.id, profile_id))
