@@ -11,13 +11,16 @@ context ends.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import structlog
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -25,6 +28,9 @@ from temporalio.runtime import (
     TelemetryConfig,
     TelemetryFilter,
 )
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner
 
 from connectors.base import Connector, ProviderQuota
 from connectors.recording import RecordingConnector
@@ -38,6 +44,8 @@ from engine.settings import Settings
 from engine.store import Store
 from engine.throwaway import RedisServer, start_time_skipping
 from engine.worker import build_worker
+
+log = structlog.get_logger(__name__)
 
 TASK_QUEUE = "simulate"
 
@@ -56,6 +64,31 @@ async def _provider_quotas(http: httpx.AsyncClient) -> dict[str, ProviderQuota]:
         return dict(registry.quotas())
     finally:
         await registry.aclose()
+
+
+STEP = timedelta(hours=6)
+"""The clock moves at most this far per request: a request lasts as long as the work its
+timers start, and long requests on a busy machine lose their connection."""
+_TRIES = 5
+
+
+async def _advance(env: WorkflowEnvironment, by: timedelta) -> None:
+    """Move the time-skipping server's clock ``by`` forward, firing the timers due on the way.
+
+    A request that fails (the connection dropped under load) is asked again from wherever the
+    clock got to; Temporal's server keeps the time it reached."""
+    target = await env.get_current_time() + by
+    failures = 0
+    while (now := await env.get_current_time()) < target:
+        try:
+            await env.sleep(min(target - now, STEP))
+            failures = 0
+        except RPCError as exc:
+            failures += 1
+            if failures == _TRIES:
+                raise
+            log.warning("time_skip_retried", error=str(exc), failures=failures)
+            await asyncio.sleep(0.5 * failures)
 
 
 def _quiet_runtime() -> Runtime:
@@ -103,12 +136,20 @@ async def open_sandbox(
                     settings.model_copy(update={"redis_url": redis.url}), quotas
                 )
                 activities = JourneyActivities(store, caps, registry, None, tiers)
-                async with build_worker(env.client, TASK_QUEUE, activities.all()):
+                # Without the sandbox (a third faster): the same workflow code, whose determinism
+                # the replay tests guard; a rehearsal's runs are never replayed.
+                worker = build_worker(
+                    env.client,
+                    TASK_QUEUE,
+                    activities.all(),
+                    workflow_runner=UnsandboxedWorkflowRunner(),
+                )
+                async with worker:
                     yield Sandbox(
                         store=store,
                         client=env.client,
                         task_queue=TASK_QUEUE,
-                        advance=env.sleep,
+                        advance=functools.partial(_advance, env),
                         now=env.get_current_time,
                         recorded=lambda: len(recorder.messages),
                     )
