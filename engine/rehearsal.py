@@ -2,8 +2,9 @@
 
 A temporary folder holds a SQLite store; a throwaway redis-server holds the cap counters; the
 worker is the real one (`engine.worker.build_worker` with `JourneyActivities`) polling Temporal's
-time-skipping test server; the cap service is the real one with the contact policy
-(JOURNEY_POLICY_PATH) and the providers' quotas; every channel goes to a recording connector.
+time-skipping test server; the cap service is the real one (`RedisCapService`) with the contact
+policy (JOURNEY_POLICY_PATH) and the providers' quotas, starting from the people's real sends of
+the last 90 days; every channel goes to a recording connector.
 Nothing is sent, and nothing outside the temporary folder is written. All of it is gone when the
 context ends.
 """
@@ -20,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import redis.asyncio as aioredis
 import structlog
 from temporalio.runtime import (
     LogForwardingConfig,
@@ -36,8 +38,10 @@ from connectors.base import Connector, ProviderQuota
 from connectors.recording import RecordingConnector
 from connectors.registry import DEFAULT_CHANNELS, ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
-from engine.caps.factory import build_cap_checker
+from engine.caps.factory import load_contact_policy, with_provider_quotas
+from engine.caps.redis_caps import RedisCapService
 from engine.dsl.models import Journey, SendStep
+from engine.dsl.policy import Arbitration
 from engine.dsl.tiers import Tiers
 from engine.services.simulate import Sandbox
 from engine.settings import Settings
@@ -120,6 +124,7 @@ async def open_sandbox(
             store = Store.from_url(f"sqlite+aiosqlite:///{directory / 'sandbox.db'}")
             http = httpx.AsyncClient()
             recorder = RecordingConnector()
+            cap_store = aioredis.Redis.from_url(redis.url, socket_timeout=5)
 
             def recording(_settings: ConnectorSettings, _client: httpx.AsyncClient) -> Connector:
                 return recorder
@@ -131,9 +136,13 @@ async def open_sandbox(
             )
             try:
                 await store.migrate()
-                quotas = await _provider_quotas(http)
-                caps = build_cap_checker(
-                    settings.model_copy(update={"redis_url": redis.url}), quotas
+                policy = with_provider_quotas(
+                    load_contact_policy(settings), await _provider_quotas(http)
+                )
+                caps = RedisCapService(cap_store, policy)
+                # Past sends were already through quiet hours and arbitration: count them only.
+                ungated = policy.model_copy(
+                    update={"quiet_hours": None, "arbitration": Arbitration()}
                 )
                 activities = JourneyActivities(store, caps, registry, None, tiers)
                 # Without the sandbox (a third faster): the same workflow code, whose determinism
@@ -152,10 +161,12 @@ async def open_sandbox(
                         advance=functools.partial(_advance, env),
                         now=env.get_current_time,
                         recorded=lambda: len(recorder.messages),
+                        touches=RedisCapService(cap_store, ungated),
                     )
             finally:
                 await registry.aclose()
                 await http.aclose()
+                await cap_store.aclose()
                 await store.aclose()
                 await env.shutdown()
                 await asyncio.sleep(0.05)  # sdk-python#300: let the runtime settle

@@ -223,7 +223,7 @@ def _local(at: datetime, zone: str) -> str:
 def _person_text(r: PersonRehearsal) -> str:
     lines = [
         f"{r.journey_id} {r.label} for {r.profile_id}, {(r.until - r.start).days} days "
-        f"(times in {r.timezone}; nothing was sent)"
+        f"(times in {r.timezone}; nothing was sent); {_touches(r.past_touches)}"
     ]
     for entry in r.timeline:
         lines.append(f"{_local(entry.at, r.timezone)}  {entry.step or '':<12} {entry.text}")
@@ -234,6 +234,10 @@ def _person_text(r: PersonRehearsal) -> str:
     summary = ", ".join(f"{n} {kind}" for kind, n in decisions.items()) or "none"
     lines.append(f"send attempts: {summary}; {r.messages_recorded} message(s) recorded")
     return "\n".join(lines)
+
+
+def _touches(count: int) -> str:
+    return f"caps start from {count} earlier send(s) of the last 90 days"
 
 
 def _person_json(r: PersonRehearsal, elapsed: float) -> str:
@@ -257,6 +261,7 @@ def _person_json(r: PersonRehearsal, elapsed: float) -> str:
             for entry in r.timeline
         ],
         "messages_recorded": r.messages_recorded,
+        "past_touches": r.past_touches,
         "elapsed_seconds": round(elapsed, 2),
     }
     return json.dumps(document, ensure_ascii=False, indent=2)
@@ -271,7 +276,7 @@ def _forecast_text(f: Forecast, segment: str, timezone: str) -> str:
     lines = [
         f"{f.journey_id} {f.label} for segment {segment}: {f.sample} of {f.members} members "
         f"(seed {f.seed}), {f.days} days from {_local(f.start, timezone)} ({timezone}); "
-        "nothing was sent",
+        f"nothing was sent; {_touches(f.past_touches)}",
         f"would enter: {f.entered.get('started', 0)}" + (f" (not: {others})" if others else ""),
         "day  date        " + "".join(f"{k:>9}" for k in _KINDS),
     ]
@@ -300,6 +305,7 @@ def _forecast_json(f: Forecast, segment: str, timezone: str, elapsed: float) -> 
         "totals": f.totals,
         "reasons": f.reasons,
         "statuses": f.statuses,
+        "past_touches": f.past_touches,
         "elapsed_seconds": round(elapsed, 2),
     }
     return json.dumps(document, ensure_ascii=False, indent=2)

@@ -35,12 +35,14 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+from engine.caps.checker import CapChecker, CapRequest
 from engine.conditions.context import event_needs, needs_cuts
 from engine.domain import Delivery, Enrollment, Event, JourneyVersion, Profile
 from engine.dsl.conditions import AnyCondition, Condition
 from engine.dsl.durations import format_duration, parse_duration
 from engine.dsl.models import (
     BranchStep,
+    Cap,
     Else,
     ExitStep,
     Journey,
@@ -54,11 +56,15 @@ from engine.dsl.tiers import Tiers
 from engine.services.enroll import Enroller, Outcome
 from engine.store import Store
 from engine.store.core import chunks
-from engine.store.tables import enrollments, events, subscriptions
+from engine.store.errors import VersionNotFound
+from engine.store.tables import deliveries, enrollments, events, subscriptions
 from engine.temporal import workflow_id
 from engine.workflow.messages import EventSignal, RunState
 
 DAY = timedelta(days=1)
+TOUCH_HISTORY = timedelta(days=90)
+"""How far back the people's sends are counted into the rehearsal's caps (longer than any
+window a contact policy sensibly uses)."""
 
 
 class SimulationInputError(ValueError):
@@ -127,6 +133,9 @@ class Sandbox:
     now: Callable[[], Awaitable[datetime]]
     recorded: Callable[[], int]
     """How many messages the recording connector holds (none left the machine)."""
+    touches: CapChecker | None = None
+    """The cap service over the same Redis without quiet hours and arbitration: the people's
+    past sends are counted through it as they were counted then."""
 
 
 # -- copying the people in -------------------------------------------------------------------
@@ -232,6 +241,53 @@ async def install(sandbox: Store, plan: JourneyPlan, now: datetime) -> JourneyVe
     return version
 
 
+async def count_past_touches(
+    real: Store, sandbox: Sandbox, people: Iterable[Profile], now: datetime
+) -> int:
+    """Count the people's sends of the last `TOUCH_HISTORY` (the real delivery log) in the
+    sandbox's caps, so a rehearsal starts from the touches they really had. Returns how many."""
+    if sandbox.touches is None:
+        return 0
+    zones = {p.id: p.timezone for p in people}
+    rows: list[Any] = []
+    async with real.engine.connect() as conn:
+        for chunk in chunks(sorted(zones)):
+            rows += list(
+                await conn.execute(
+                    select(deliveries).where(
+                        deliveries.c.profile_id.in_(chunk),
+                        deliveries.c.status == "sent",
+                        deliveries.c.created_at >= now - TOUCH_HISTORY,
+                    )
+                )
+            )
+    scopes: dict[tuple[str, int], tuple[tuple[Cap, ...], tuple[str, ...]]] = {}
+    for row in sorted(rows, key=lambda r: r.created_at):
+        key = (row.journey_id, row.journey_version)
+        if key not in scopes:
+            try:
+                journey = Journey.model_validate((await real.get_version(*key)).definition)
+                scopes[key] = (tuple(journey.caps), tuple(journey.tags))
+            except VersionNotFound:
+                scopes[key] = ((), ())
+        caps, tags = scopes[key]
+        await sandbox.touches.reserve(
+            CapRequest(
+                send_key=f"history:{row.send_key}",
+                profile_id=row.profile_id,
+                journey_id=row.journey_id,
+                channel=row.channel,
+                priority=0,
+                at=row.created_at,
+                timezone=zones[row.profile_id],
+                journey_caps=caps,
+                tags=tags,
+                transactional=row.category == "transactional",
+            )
+        )
+    return len(rows)
+
+
 # -- one person ------------------------------------------------------------------------------
 
 EntryKind = Literal["entered", "step", "send", "event", "end", "waiting", "not_entered"]
@@ -262,6 +318,8 @@ class PersonRehearsal:
     the horizon), or not_entered."""
     timeline: list[TimelineEntry]
     messages_recorded: int
+    past_touches: int = 0
+    """The person's sends before the rehearsal counted into its caps."""
 
 
 async def rehearse_person(
@@ -281,6 +339,7 @@ async def rehearse_person(
         raise SimulationInputError(f"unknown person {profile_id!r}: no such profile in the store")
     profile = found[profile_id]
     start = await sandbox.now()
+    touches = await count_past_touches(real, sandbox, [profile], start)
     version = await install(sandbox.store, plan, start)
     enroller = Enroller(sandbox.store, sandbox.client, sandbox.task_queue)
     report = await enroller.enroll(version, [profile.id], start)
@@ -291,7 +350,7 @@ async def rehearse_person(
         why = await _not_entered(sandbox.store, plan.journey, profile.id, outcome)
         return PersonRehearsal(
             plan.journey.id, plan.label, profile.id, zone, start, until, outcome,
-            "not_entered", [TimelineEntry(start, "not_entered", why)], 0,
+            "not_entered", [TimelineEntry(start, "not_entered", why)], 0, touches,
         )  # fmt: skip
     handle = sandbox.client.get_workflow_handle(workflow_id(plan.journey.id, profile.id))
     run_id = (await handle.describe()).run_id
@@ -312,7 +371,7 @@ async def rehearse_person(
     timeline = sorted(timeline + injected, key=lambda entry: entry.at)
     return PersonRehearsal(
         plan.journey.id, plan.label, profile.id, zone, start, until, outcome,
-        enrollment.status, timeline, sandbox.recorded(),
+        enrollment.status, timeline, sandbox.recorded(), touches,
     )  # fmt: skip
 
 
@@ -566,6 +625,8 @@ class Forecast:
     """Why sends were held or refused: rule or reason -> attempts."""
     statuses: dict[str, int]
     """How the runs stand at the horizon: active, completed, converted, exited."""
+    past_touches: int = 0
+    """The sample's sends before the rehearsal counted into its caps."""
 
 
 def sample_members(members: Sequence[str], size: int, seed: int) -> list[str]:
@@ -590,8 +651,9 @@ async def forecast_segment(
     """Enter a seeded sample of ``members`` now (sandbox time), run ``days`` of the journey
     and count, per simulated day (in ``timezone``), the send attempts by decision."""
     chosen = sample_members(members, sample, seed)
-    await copy_people(real, sandbox.store, plan.journey, chosen, tiers=tiers)
+    found = await copy_people(real, sandbox.store, plan.journey, chosen, tiers=tiers)
     start = await sandbox.now()
+    touches = await count_past_touches(real, sandbox, found.values(), start)
     version = await install(sandbox.store, plan, start)
     enroller = Enroller(sandbox.store, sandbox.client, sandbox.task_queue)
     report = await enroller.enroll(version, chosen, start)
@@ -633,6 +695,7 @@ async def forecast_segment(
         totals,
         dict(reasons.most_common()),
         dict(Counter(r.status for r in runs)),
+        touches,
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli.main import app
-from engine.domain import Enrollment, Profile
+from engine.domain import Delivery, Enrollment, Profile
 from engine.services.deploy import deploy_file
 from tests.harness import sqlite_store
 
@@ -127,6 +127,7 @@ def test_the_timeline_says_why_a_send_was_held_back(store_path: Path) -> None:
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("cart-recovery v1 for p1, 4 days")
+    assert lines[0].endswith("caps start from 0 earlier send(s) of the last 90 days")
     nudge = [line.split(maxsplit=3)[-1] for line in lines if " nudge " in line]
     # Two days after the VIP offer, the last call waits out the arbitration window, then the
     # journey's own cap refuses it, with the count.
@@ -136,6 +137,49 @@ def test_the_timeline_says_why_a_send_was_held_back(store_path: Path) -> None:
     ]
     assert any(line.endswith("end: completed at step done") for line in lines)
     assert lines[-1].startswith("rehearsed in ")
+
+
+@pytest.mark.timeout(90)
+def test_caps_start_from_the_persons_real_sends(store_path: Path) -> None:
+    async def sent_this_morning() -> None:
+        store = await sqlite_store(store_path.parent)
+        await store.record_delivery(
+            Delivery(
+                send_key="e-old:hello:1",
+                journey_id="welcome",
+                journey_version=1,
+                profile_id="p1",
+                step_id="hello",
+                channel="sms",
+                template="welcome_sms",
+                category="marketing",
+                status="sent",
+                created_at=datetime.now(UTC) - timedelta(hours=2),
+            )
+        )
+        await store.aclose()
+
+    asyncio.run(sent_this_morning())
+    before = checksum(store_path)
+
+    code, out, err = simulate("cart-recovery", "--profile", "p1", "--days", "3", "--json")
+
+    assert code == 0, err
+    run = json.loads(out)
+    assert run["past_touches"] == 1
+    vip = [e for e in run["timeline"] if e.get("decision") and e["step"] == "vip_offer"]
+    # One marketing touch a day: the VIP offer is held until a day after this morning's SMS
+    # (and, should that fall in the night, until the quiet hours end).
+    held, sent = vip[0], vip[-1]
+    assert (held["decision"], held["reason"], held["detail"]["count"]) == (
+        "deferred",
+        "global:1/1d",
+        "1",
+    )
+    assert all(e["reason"] == "quiet_hours" for e in vip[1:-1])
+    assert sent["decision"] == "sent"
+    assert datetime.fromisoformat(sent["at"]) >= datetime.fromisoformat(held["detail"]["retry_at"])
+    assert checksum(store_path) == before
 
 
 @pytest.mark.timeout(120)
