@@ -59,7 +59,7 @@ from engine.store.core import chunks
 from engine.store.errors import VersionNotFound
 from engine.store.tables import deliveries, enrollments, events, subscriptions
 from engine.temporal import workflow_id
-from engine.workflow.messages import EventSignal, RunState
+from engine.workflow.messages import EventSignal, RunResult, RunState
 
 DAY = timedelta(days=1)
 TOUCH_HISTORY = timedelta(days=90)
@@ -365,9 +365,17 @@ async def rehearse_person(
     run = sandbox.client.get_workflow_handle(handle.id, run_id=run_id)
     state: RunState = await run.query("state", result_type=RunState)
     history = [e async for e in run.fetch_history_events()]
-    [enrollment] = [e for e in await sandbox.store.enrollments(plan.journey.id)]
+    # The run started now (the person's earlier enrollments were copied in for re-entry).
+    enrollment = max(
+        (e for e in await sandbox.store.enrollments(plan.journey.id) if e.profile_id == profile.id),
+        key=lambda e: e.entered_at,
+    )
+    reason = None
+    if enrollment.status != "active":
+        ended = sandbox.client.get_workflow_handle(handle.id, run_id=run_id, result_type=RunResult)
+        reason = (await ended.result()).reason
     deliveries = await sandbox.store.deliveries(profile_id=profile.id)
-    timeline = _timeline(plan.journey, enrollment, state, deliveries, history, until)
+    timeline = _timeline(plan.journey, enrollment, state, reason, deliveries, history, until)
     timeline = sorted(timeline + injected, key=lambda entry: entry.at)
     return PersonRehearsal(
         plan.journey.id, plan.label, profile.id, zone, start, until, outcome,
@@ -454,6 +462,7 @@ def _timeline(
     journey: Journey,
     enrollment: Enrollment,
     state: RunState,
+    reason: str | None,
     deliveries: Sequence[Delivery],
     history: Sequence[HistoryEvent],
     until: datetime,
@@ -522,11 +531,13 @@ def _timeline(
         entries.append(TimelineEntry(until, "waiting", text, state.step))
     else:
         ended = enrollment.ended_at or until
-        reason = (
-            f" ({_end_reason(journey, enrollment)})" if enrollment.status != "completed" else ""
-        )
-        text = f"end: {enrollment.status}{reason} at step {enrollment.exit_step}"
-        data = {"status": enrollment.status, "exit_step": enrollment.exit_step}
+        why = ""
+        if enrollment.status == "converted":
+            why = f" (goal {reason})"
+        elif reason:
+            why = f" ({reason})"
+        text = f"end: {enrollment.status}{why} at step {enrollment.exit_step}"
+        data = {"status": enrollment.status, "exit_step": enrollment.exit_step, "reason": reason}
         entries.append(TimelineEntry(ended, "end", text, enrollment.exit_step, data))
     return entries
 
@@ -543,14 +554,6 @@ def _timers_of(timers: Sequence[_Timer], step_id: str, cursor: datetime) -> list
             break
         mine.append(timer)
     return mine
-
-
-def _end_reason(journey: Journey, enrollment: Enrollment) -> str:
-    if enrollment.status == "converted" and journey.goal is not None:
-        return f"goal {journey.goal.event}"
-    if enrollment.status == "exited":
-        return "exit_on event or a refused send that ends the run"
-    return enrollment.status
 
 
 _OUTCOME = {

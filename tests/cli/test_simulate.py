@@ -182,6 +182,35 @@ def test_caps_start_from_the_persons_real_sends(store_path: Path) -> None:
     assert checksum(store_path) == before
 
 
+@pytest.mark.timeout(90)
+def test_reentry_rules_answer_from_the_persons_real_ledger(store_path: Path) -> None:
+    now = datetime.now(UTC)
+
+    async def earlier_runs() -> None:
+        store = await sqlite_store(store_path.parent)
+        for enrollment_id, profile_id, days_ago in (("e-p1", "p1", 10), ("e-q05", "q05", 2)):
+            entered = now - timedelta(days=days_ago)
+            await store.create_enrollment(
+                Enrollment(enrollment_id, "cart-recovery", 1, profile_id, entered, "completed")
+            )
+        await store.aclose()
+
+    asyncio.run(earlier_runs())
+
+    # Ten days ago is past the 7-day cooldown: p1 enters, and the run is the new one.
+    code, out, err = simulate("cart-recovery", "--profile", "p1", "--days", "2", "--json")
+    assert code == 0, err
+    run = json.loads(out)
+    assert run["entered"] == "started"
+    assert run["timeline"][0]["kind"] == "entered"
+    assert datetime.fromisoformat(run["timeline"][0]["at"]) >= now
+
+    # Two days ago is within it: q05 would not enter, and the rehearsal says why.
+    code, out, err = simulate("cart-recovery", "--profile", "q05", "--days", "2")
+    assert code == 0, err
+    assert "not entered: reentry after, cooldown 1w; last entered" in out
+
+
 @pytest.mark.timeout(120)
 def test_a_segment_forecast_counts_entries_and_sends_per_day(store_path: Path) -> None:
     before = checksum(store_path)
