@@ -15,7 +15,7 @@ import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -24,6 +24,7 @@ import typer
 from sqlalchemy.engine import URL, make_url
 
 from engine.caps.factory import load_contact_policy
+from engine.dsl.durations import format_duration
 from engine.dsl.errors import DslError
 from engine.dsl.loader import load_journey
 from engine.dsl.segments import Segment
@@ -80,6 +81,8 @@ def simulate(
         injected = [InjectedEvent.parse(text) for text in event or []]
     except SimulationInputError as exc:
         _bad(str(exc))
+    for late in (e for e in injected if e.offset >= timedelta(days=days)):
+        _bad(f"--event {late.name}@+{format_duration(late.offset)} is past --days {days}")
     try:
         settings = Settings()
         url = _store_url(settings)

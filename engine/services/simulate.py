@@ -24,7 +24,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -345,19 +345,28 @@ async def rehearse_person(
     report = await enroller.enroll(version, [profile.id], start)
     outcome = report.outcomes[profile.id]
     until = start + days * DAY
-    zone = profile.timezone
+    rehearsal = PersonRehearsal(
+        journey_id=plan.journey.id,
+        label=plan.label,
+        profile_id=profile.id,
+        timezone=profile.timezone,
+        start=start,
+        until=until,
+        outcome=outcome,
+        status="not_entered",
+        timeline=[],
+        messages_recorded=0,
+        past_touches=touches,
+    )
     if outcome != "started":
         why = await _not_entered(sandbox.store, plan.journey, profile.id, outcome)
-        return PersonRehearsal(
-            plan.journey.id, plan.label, profile.id, zone, start, until, outcome,
-            "not_entered", [TimelineEntry(start, "not_entered", why)], 0, touches,
-        )  # fmt: skip
+        return replace(rehearsal, timeline=[TimelineEntry(start, "not_entered", why)])
     handle = sandbox.client.get_workflow_handle(workflow_id(plan.journey.id, profile.id))
     run_id = (await handle.describe()).run_id
     injected: list[TimelineEntry] = []
     for number, event in enumerate(sorted(events_, key=lambda e: e.offset), start=1):
         if event.offset >= days * DAY:
-            break
+            raise SimulationInputError(f"--event {event.name} at +{event.offset} is past --days")
         at = start + event.offset
         await _advance_to(sandbox, at)
         injected.append(await _inject(sandbox, profile.id, plan.journey, event, number, at))
@@ -377,10 +386,12 @@ async def rehearse_person(
     deliveries = await sandbox.store.deliveries(profile_id=profile.id)
     timeline = _timeline(plan.journey, enrollment, state, reason, deliveries, history, until)
     timeline = sorted(timeline + injected, key=lambda entry: entry.at)
-    return PersonRehearsal(
-        plan.journey.id, plan.label, profile.id, zone, start, until, outcome,
-        enrollment.status, timeline, sandbox.recorded(), touches,
-    )  # fmt: skip
+    return replace(
+        rehearsal,
+        status=enrollment.status,
+        timeline=timeline,
+        messages_recorded=sandbox.recorded(),
+    )
 
 
 async def _advance_to(sandbox: Sandbox, at: datetime) -> None:

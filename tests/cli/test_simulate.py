@@ -242,6 +242,7 @@ def test_a_segment_forecast_counts_entries_and_sends_per_day(store_path: Path) -
         (["cart-recovery", "--profile", "p1", "--event", "order_paid@3d"], "malformed --event"),
         (["cart-recovery", "--profile", "p1", "--event", "order_paid@+3x"], "bad offset '3x'"),
         (["cart-recovery", "--segment", "nope"], "unknown segment 'nope'"),
+        (["cart-recovery", "--profile", "p1", "--event", "order_paid@+3w"], "past --days 14"),
         (["journeys/missing.yaml", "--profile", "p1"], "unknown journey 'journeys/missing.yaml'"),
     ],
 )
