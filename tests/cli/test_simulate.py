@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli.main import app
-from engine.domain import Delivery, Enrollment, Profile
+from engine.domain import Delivery, Enrollment, Event, Profile
 from engine.services.deploy import deploy_file
 from tests.harness import sqlite_store
 
@@ -209,6 +209,55 @@ def test_reentry_rules_answer_from_the_persons_real_ledger(store_path: Path) -> 
     code, out, err = simulate("cart-recovery", "--profile", "q05", "--days", "2")
     assert code == 0, err
     assert "not entered: reentry after, cooldown 1w; last entered" in out
+
+
+BROWSED = """
+id: browse-nudge
+name: Browse nudge
+entry: {api: true}
+steps:
+  - id: looked
+    branch:
+      - {when: {event: product_viewed, within: 2d, count: {gte: 2}}, goto: nudge}
+      - {else: done}
+  - {id: nudge, send: {channel: sms, template: nudge}}
+  - {id: done, exit: {}}
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_journey_file_not_deployed_branches_on_the_persons_real_events(
+    store_path: Path, tmp_path: Path
+) -> None:
+    async def browsing() -> None:
+        store = await sqlite_store(store_path.parent)
+        yesterday = datetime.now(UTC) - timedelta(days=1)
+        await store.record_events(
+            [Event(f"v{n}", "p1", "product_viewed", yesterday) for n in range(3)]
+        )
+        await store.aclose()
+
+    asyncio.run(browsing())
+    (tmp_path / "draft" / "templates").mkdir(parents=True)
+    (tmp_path / "draft" / "browse.yaml").write_text(BROWSED, encoding="utf-8")
+    (tmp_path / "draft" / "templates" / "nudge.yaml").write_text(
+        'text: "{{ profile.first_name }}，还在看吗？回T退订"\n', encoding="utf-8"
+    )
+    before = checksum(store_path)
+
+    path = str(tmp_path / "draft" / "browse.yaml")
+    code, out, err = simulate(path, "--profile", "p1", "--days", "1", "--json")
+    assert code == 0, err
+    run = json.loads(out)
+    assert run["version"] == path
+    steps = [e["step"] for e in run["timeline"] if e["kind"] in ("step", "send")]
+    assert steps[:2] == ["looked", "nudge"]
+    code, out, err = simulate(path, "--profile", "q01", "--days", "1", "--json")
+    assert [e["step"] for e in json.loads(out)["timeline"] if e["kind"] == "step"] == [
+        "looked",
+        "done",
+    ]
+    assert checksum(store_path) == before
 
 
 @pytest.mark.timeout(120)
