@@ -83,6 +83,27 @@ _LEAKY = ("aiosqlite", "sqlalchemy.engine")
 addresses: never below warning."""
 
 
+def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+class _Quiet(logging.Filter):
+    """Below warning, drops the lines of `_LEAKY` libraries always and of `_CHATTY` ones unless
+    the level is debug. A filter on our handler, not a level on their loggers: other handlers
+    (a test's log capture) still see everything."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self._chatty = level > logging.DEBUG
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        if _within(record.name, _LEAKY):
+            return False
+        return not (self._chatty and _within(record.name, _CHATTY))
+
+
 def configure_logging(settings: LogSettings, *, default_level: Level = "info") -> None:
     """Configure structlog and the standard library's logging for this process (again: replace)."""
     level = logging.getLevelNamesMapping()[(settings.log_level or default_level).upper()]
@@ -115,6 +136,7 @@ def configure_logging(settings: LogSettings, *, default_level: Level = "info") -
     )
     handler = _Stderr()
     handler.set_name(_HANDLER_NAME)
+    handler.addFilter(_Quiet(level))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
@@ -126,11 +148,6 @@ def configure_logging(settings: LogSettings, *, default_level: Level = "info") -
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in _CHATTY:
-        quieter = level if level <= logging.DEBUG else max(level, logging.WARNING)
-        logging.getLogger(name).setLevel(quieter)
-    for name in _LEAKY:
-        logging.getLogger(name).setLevel(max(level, logging.WARNING))
     _forward_temporal_core()
 
 
