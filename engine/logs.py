@@ -16,8 +16,9 @@ stdout is the commands' output (``--json`` must stay parseable). The standard li
 
 Personal data: the code logs fingerprints, never addresses (`connectors.base.fingerprint`). As a
 last guard, any logged value that looks like an e-mail address or a phone number is replaced by
-its fingerprint before it is written, and the database drivers' debug lines (which carry
-statement parameters: profile attributes) are never shown.
+its fingerprint before it is written (and an unsubscribe link's token by ``***``), and the
+database drivers' debug lines (which carry statement parameters: profile attributes) are never
+shown.
 """
 
 from __future__ import annotations
@@ -39,11 +40,15 @@ Level = Literal["debug", "info", "warning", "error"]
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w+])(?:\+\d{8,15}|1[3-9]\d{9})(?!\w)")
+_UNSUBSCRIBE_TOKEN = re.compile(r"/u/[\w.=-]+")
+"""A one-click unsubscribe link's signed token (in a request line, a URL)."""
 
 
 def _mask(text: str) -> str:
     if "@" in text:
         text = _EMAIL.sub(lambda m: fingerprint(m.group(0)), text)
+    if "/u/" in text:
+        text = _UNSUBSCRIBE_TOKEN.sub("/u/***", text)
     return _PHONE.sub(lambda m: fingerprint(m.group(0)), text)
 
 
@@ -75,9 +80,9 @@ class _Stderr(logging.StreamHandler[TextIO]):
 
 
 _HANDLER_NAME = "journey"
-_CHATTY = ("alembic", "httpx")
-"""Libraries that log routine work at info (every migration step, every HTTP request): shown
-from debug on."""
+_CHATTY = ("alembic", "httpx", "uvicorn.access")
+"""Libraries that log routine work at info (every migration step, every HTTP request made or
+served): shown from debug on."""
 _LEAKY = ("aiosqlite", "sqlalchemy.engine")
 """Libraries whose debug lines carry statement parameters, i.e. profile attributes and
 addresses: never below warning."""

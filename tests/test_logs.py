@@ -60,10 +60,12 @@ def test_addresses_and_phone_numbers_never_reach_the_log(
         "provider_refused", to="li.lei@example.com", detail={"phone": "+8613800138000"}
     )
     logging.getLogger("some.library").warning("could not reach 13800138000 or li.lei@example.com")
+    logging.getLogger("uvicorn.error").warning("GET /u/cDAwMDQyAHNtcw.c2lnbmF0dXJl failed")
 
     err = capsys.readouterr().err
     assert "li.lei@example.com" not in err and "13800138000" not in err
-    first, second = lines(err)
+    first, second, third = lines(err)
+    assert third["event"] == "GET /u/*** failed"  # an unsubscribe link's token
     assert first["to"] == fingerprint("li.lei@example.com")
     assert first["detail"]["phone"] == fingerprint("+8613800138000")
     assert second["logger"] == "some.library" and second["level"] == "warning"
