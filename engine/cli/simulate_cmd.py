@@ -225,7 +225,7 @@ def _local(at: datetime, zone: str) -> str:
 
 def _person_text(r: PersonRehearsal) -> str:
     lines = [
-        f"{r.journey_id} {r.label} for {r.profile_id}, {(r.until - r.start).days} days "
+        f"{r.journey_id} {r.label} for {r.profile_id}, {_days((r.until - r.start).days)} "
         f"(times in {r.timezone}; nothing was sent); {_touches(r.past_touches)}"
     ]
     for entry in r.timeline:
@@ -237,6 +237,10 @@ def _person_text(r: PersonRehearsal) -> str:
     summary = ", ".join(f"{n} {kind}" for kind, n in decisions.items()) or "none"
     lines.append(f"send attempts: {summary}; {r.messages_recorded} message(s) recorded")
     return "\n".join(lines)
+
+
+def _days(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"
 
 
 def _touches(count: int) -> str:
@@ -278,7 +282,7 @@ def _forecast_text(f: Forecast, segment: str, timezone: str) -> str:
     others = ", ".join(f"{k} {v}" for k, v in sorted(refused.items()))
     lines = [
         f"{f.journey_id} {f.label} for segment {segment}: {f.sample} of {f.members} members "
-        f"(seed {f.seed}), {f.days} days from {_local(f.start, timezone)} ({timezone}); "
+        f"(seed {f.seed}), {_days(f.days)} from {_local(f.start, timezone)} ({timezone}); "
         f"nothing was sent; {_touches(f.past_touches)}",
         f"would enter: {f.entered.get('started', 0)}" + (f" (not: {others})" if others else ""),
         "day  date        " + "".join(f"{k:>9}" for k in _KINDS),
