@@ -7,15 +7,35 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 SEARCH_ATTRIBUTES = ("JourneyId", "JourneyVersion", "ProfileId", "JourneyStep")
 """Custom Keyword search attributes the runtime keeps up to date for operators."""
 
 
-class Settings(BaseSettings):
+class LogSettings(BaseSettings):
+    """The logging settings alone: read before any command, so a broken unrelated setting never
+    stops logging from being configured (see `engine.logs`)."""
+
+    model_config = SettingsConfigDict(env_prefix="JOURNEY_", extra="ignore")
+
+    log_format: Literal["json", "console"] | None = Field(
+        None, description="json | console; default: console on a terminal, json otherwise"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] | None = Field(
+        None, description="default: info"
+    )
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class Settings(LogSettings):
     model_config = SettingsConfigDict(env_prefix="JOURNEY_", extra="ignore")
 
     home: Path = Field(Path(".journey"), description="state of the embedded stack")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from engine.workflow.journey import JourneyWorkflow
@@ -37,13 +37,18 @@ def build_worker(
     *,
     max_concurrent_activities: int = 100,
     workflow_task_pollers: int = 10,
+    workflow_runner: WorkflowRunner = SANDBOX,
 ) -> Worker:
+    """A worker for the journey and segment-entry workflows with ``activities``.
+
+    ``workflow_runner``: the sandbox (the default) isolates each run's imports to catch
+    non-deterministic workflow code; a rehearsal, which replays nothing, may run without it."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[JourneyWorkflow, SegmentEntryWorkflow],
         activities=list(activities),
-        workflow_runner=SANDBOX,
+        workflow_runner=workflow_runner,
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_task_polls=workflow_task_pollers,
     )

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.servers import find_binary
 from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS
-from tests.harness import RedisServer, start_time_skipping
+from engine.throwaway import RedisServer, start_time_skipping
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -16,8 +14,6 @@ from typing import Any
 
 import httpx
 from ruamel.yaml import YAML
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
@@ -28,77 +24,15 @@ from engine.activities.journey import JourneyActivities
 from engine.caps.checker import AllowAll, CapChecker
 from engine.domain import JourneyVersion, Profile
 from engine.dsl.models import Journey
-from engine.servers import find_binary, free_port, port_taken
 from engine.services.deploy import deploy_journey
 from engine.services.enroll import Enroller
 from engine.services.events import EventRouter
 from engine.store import Store
-from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS, workflow_id
+from engine.temporal import workflow_id
+from engine.throwaway import RedisServer as RedisServer
+from engine.throwaway import start_time_skipping as start_time_skipping
 from engine.worker import build_worker
 from engine.workflow.messages import RunResult, RunState
-
-
-async def start_time_skipping() -> WorkflowEnvironment:
-    """The time-skipping test server, with the engine's converter and search attributes."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=DATA_CONVERTER,
-    )
-    # Unregistered custom attributes make workflow tasks retry forever on this server.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                for key in SEARCH_ATTRIBUTE_KEYS
-            },
-        )
-    )
-    return env
-
-
-class RedisServer:
-    """A real redis-server on a free port, persisting to ``directory`` so a restart keeps the
-    counters (as production's append-only Redis does)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._process = subprocess.Popen(
-            [
-                str(find_binary("redis-server")),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.directory),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not port_taken(self.port):
-            if time.monotonic() > deadline or self._process.poll() is not None:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-        self._process = None
 
 
 async def sqlite_store(directory: Path) -> Store:

@@ -22,7 +22,7 @@ from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
-from engine.cli import authoring, connectors_cmd, data_cmd
+from engine.cli import authoring, connectors_cmd, data_cmd, simulate_cmd
 from engine.cli.stores import open_store
 from engine.dsl.errors import DslError
 from engine.settings import Settings, settings_problem
@@ -42,17 +42,29 @@ app = typer.Typer(
 authoring.register(app)
 connectors_cmd.register(app)
 data_cmd.register(app)
+simulate_cmd.register(app)
+
+
+_PROCESSES = frozenset({"worker", "api", "dev", "demo"})
+"""Commands that run until stopped: their logs are their output."""
 
 
 @app.callback()
-def _settings_are_readable() -> None:
-    # Every command reads Settings(); a malformed JOURNEY_* variable (JOURNEY_API_KEYS= with
-    # no JSON list) is one line here rather than a traceback from inside a command.
+def _configure(ctx: typer.Context) -> None:
+    # Once per process, before any command runs. Every command reads Settings(): a malformed
+    # JOURNEY_* variable (JOURNEY_API_KEYS= with no JSON list) is one line here rather than a
+    # traceback from inside a command. Long-running processes log at info; a one-shot
+    # command's output is what it prints (simulate's timeline, a deploy's one line), so its
+    # info lines wait for JOURNEY_LOG_LEVEL=info.
+    from engine.logs import configure_logging
+
     try:
-        Settings()
+        settings = Settings()
     except (SettingsError, ValidationError) as exc:
         typer.echo(f"invalid settings: {settings_problem(exc)}", err=True)
         raise typer.Exit(1) from None
+    serving = ctx.invoked_subcommand in _PROCESSES
+    configure_logging(settings, default_level="info" if serving else "warning")
 
 
 T = TypeVar("T")
