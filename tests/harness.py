@@ -185,10 +185,13 @@ async def running_worker(
     time_scale: float = 1.0,
     connectors: ConnectorRegistry | None = None,
     unsubscribe_link: Callable[[str, str], str] | None = None,
+    task_queue: str | None = None,
+    outbox: Path | None = None,
 ) -> AsyncIterator[Harness]:
-    """A worker on a fresh task queue; every channel goes to a console outbox file, unless
-    ``connectors`` is given (the caller builds, and closes, its own registry)."""
-    outbox = directory / f"outbox-{uuid.uuid4().hex[:6]}.jsonl"
+    """A worker on a fresh task queue (or ``task_queue``: a restarted worker takes over the runs
+    of the one before); every channel goes to a console outbox file, unless ``connectors`` is
+    given (the caller builds, and closes, its own registry)."""
+    outbox = outbox or directory / f"outbox-{uuid.uuid4().hex[:6]}.jsonl"
     http = httpx.AsyncClient()
     registry = connectors or ConnectorRegistry.from_settings(
         ConnectorSettings(
@@ -197,7 +200,7 @@ async def running_worker(
         ),
         http,
     )
-    task_queue = f"test-{uuid.uuid4().hex[:8]}"
+    task_queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
     activities = JourneyActivities(store, caps or AllowAll(), registry, unsubscribe_link)
     client = env.client
     enroller = Enroller(store, client, task_queue, time_scale=time_scale)

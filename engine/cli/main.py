@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from engine.cli import authoring, connectors_cmd, data_cmd
+from engine.cli import authoring, connectors_cmd, data_cmd, lifecycle_cmd
 from engine.cli.stores import open_store
 from engine.dsl.errors import DslError
 from engine.settings import Settings
@@ -38,6 +38,7 @@ app = typer.Typer(
 authoring.register(app)
 connectors_cmd.register(app)
 data_cmd.register(app)
+lifecycle_cmd.register(app)
 
 T = TypeVar("T")
 

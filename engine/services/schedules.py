@@ -38,10 +38,12 @@ from temporalio.client import (
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
+    ScheduleState,
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
 
+from engine.domain import JourneyControl
 from engine.dsl.models import Journey, SegmentEntry
 from engine.dsl.policy import Policy
 from engine.dsl.tiers import Tiers
@@ -85,6 +87,7 @@ async def sync_schedules(
     broken: then no schedule is changed).
     """
     wanted: dict[str, Schedule] = {}
+    controls = await store.journey_controls()
     for version in await store.latest_versions():
         journey = Journey.model_validate(version.definition)
         entry = journey.entry
@@ -110,6 +113,7 @@ async def sync_schedules(
                 jitter=jitter,
             ),
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            state=schedule_state(controls.get(journey.id)),
         )
     for sid, schedule in wanted.items():
         try:
@@ -123,6 +127,14 @@ async def sync_schedules(
             await client.get_schedule_handle(listed.id).delete()
             log.info("schedule_deleted", schedule_id=listed.id)
     return sorted(wanted)
+
+
+def schedule_state(control: JourneyControl | None) -> ScheduleState:
+    """A journey an operator paused or stopped keeps its schedule paused, with the reason."""
+    if control is None or control.state == "active":
+        return ScheduleState()
+    note = f"journey {control.state} by {control.changed_by}"
+    return ScheduleState(paused=True, note=note + (f": {control.reason}" if control.reason else ""))
 
 
 def _replace_with(schedule: Schedule) -> Callable[[ScheduleUpdateInput], ScheduleUpdate]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.domain import Delivery
+from engine.domain import Delivery, EntryRefusal
 from engine.store import Store
 
 _MEANING = {
@@ -32,7 +32,21 @@ def explain(delivery: Delivery) -> str:
     return line
 
 
+def explain_refusal(refusal: EntryRefusal) -> str:
+    """One line for an entry the journey's state refused."""
+    state = refusal.reason.removeprefix("journey_")
+    return f"{refusal.at:%Y-%m-%d %H:%M:%S} {refusal.journey_id}: not entered — journey {state}"
+
+
 async def why(store: Store, profile_id: str, journey_id: str | None = None) -> list[str]:
-    """The person's send attempts in time order (UTC), optionally for one journey."""
+    """The person's send attempts and refused entries in time order (UTC), optionally for one
+    journey."""
     deliveries = await store.deliveries(profile_id=profile_id, journey_id=journey_id)
-    return [explain(d) for d in sorted(deliveries, key=lambda d: d.created_at)]
+    refusals = [
+        r
+        for r in await store.entry_refusals(profile_id)
+        if journey_id is None or r.journey_id == journey_id
+    ]
+    lines = [(d.created_at, explain(d)) for d in deliveries]
+    lines += [(r.at, explain_refusal(r)) for r in refusals]
+    return [line for _, line in sorted(lines, key=lambda pair: pair[0])]
