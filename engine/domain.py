@@ -14,8 +14,13 @@ DeliveryStatus = Literal["sent", "suppressed", "deferred", "failed", "expired"]
 """sent: handed to the provider; suppressed: a rule refused it (reason says which); deferred:
 held until a window frees; failed: refused for good; expired: deferred past its expiry."""
 
-EnrollmentStatus = Literal["active", "completed", "converted", "exited"]
-"""completed: reached an exit step; converted: the goal event ended it; exited: an exit_on event."""
+EnrollmentStatus = Literal["active", "completed", "converted", "exited", "stopped"]
+"""completed: reached an exit step; converted: the goal event ended it; exited: an exit_on event;
+stopped: an operator stopped the journey."""
+
+JourneyState = Literal["active", "paused", "stopped", "archived"]
+"""active: entries and sends go on; paused: no entries, live runs hold before their next send;
+stopped: every run ended, nothing more is sent; archived: stopped and hidden from lists."""
 
 Category = Literal["marketing", "transactional"]
 
@@ -101,3 +106,25 @@ class Delivery:
     reason: str | None = None
     provider_message_id: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JourneyControl:
+    """An operator's change of a journey's state: who (the API key's name, or ``cli``), when,
+    why."""
+
+    journey_id: str
+    state: JourneyState
+    changed_at: datetime
+    changed_by: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class EntryRefusal:
+    """An entry the journey's state refused (paused, stopped): shown by ``journey why``."""
+
+    journey_id: str
+    profile_id: str
+    at: datetime
+    reason: str

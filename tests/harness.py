@@ -120,11 +120,12 @@ async def running_worker(
     connectors: ConnectorRegistry | None = None,
     unsubscribe_link: Callable[[str, str], str] | None = None,
     task_queue: str | None = None,
+    outbox: Path | None = None,
 ) -> AsyncIterator[Harness]:
-    """A worker on a fresh task queue (or ``task_queue``, to take over another worker's runs);
-    every channel goes to a console outbox file, unless ``connectors`` is given (the caller
-    builds, and closes, its own registry)."""
-    outbox = directory / f"outbox-{uuid.uuid4().hex[:6]}.jsonl"
+    """A worker on a fresh task queue (or ``task_queue``: a restarted worker takes over the runs
+    of the one before); every channel goes to a console outbox file, unless ``connectors`` is
+    given (the caller builds, and closes, its own registry)."""
+    outbox = outbox or directory / f"outbox-{uuid.uuid4().hex[:6]}.jsonl"
     http = httpx.AsyncClient()
     registry = connectors or ConnectorRegistry.from_settings(
         ConnectorSettings(

@@ -58,15 +58,25 @@ def _loopback(host: str) -> bool:
         return False  # a host name: it may resolve to any interface
 
 
-def key_matches(presented: str, keys: Iterable[bytes]) -> bool:
-    """Compare ``presented`` with every key in constant time per key (no early exit, so the
-    timing says nothing about which key nearly matched)."""
+def matched_key(presented: str, keys: Iterable[bytes]) -> int | None:
+    """The position of the key ``presented`` is, or None. Every key is compared in constant
+    time (no early exit, so the timing says nothing about which key nearly matched)."""
     # Starlette decodes header bytes as latin-1; encoding back gives the bytes that were sent.
     given = presented.encode("latin-1")
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(given, key)
+    matched = None
+    for position, key in enumerate(keys):
+        if hmac.compare_digest(given, key):
+            matched = position
     return matched
+
+
+def key_name(position: int) -> str:
+    """How the audit names the key at ``position`` of JOURNEY_API_KEYS (never the key)."""
+    return f"api-key-{position + 1}"
+
+
+API_KEY_NAME = "api_key_name"
+"""Where a request's ``scope["state"]`` holds the name of the key it came with."""
 
 
 class BearerKeyMiddleware:
@@ -83,11 +93,13 @@ class BearerKeyMiddleware:
             await self.app(scope, receive, send)
             return
         scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+        matched = matched_key(token.strip(), self._keys) if token.strip() else None
         if scheme.lower() != "bearer" or not token.strip():
             detail = "missing API key: send the header Authorization: Bearer <key>"
-        elif not key_matches(token.strip(), self._keys):
+        elif matched is None:
             detail = "invalid API key"
         else:
+            scope.setdefault("state", {})[API_KEY_NAME] = key_name(matched)
             await self.app(scope, receive, send)
             return
         response = JSONResponse(

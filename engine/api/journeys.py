@@ -1,4 +1,5 @@
-"""Journey routes: ``POST /v1/journeys/{id}/trigger`` enters people into an API-entry journey."""
+"""Journey routes: ``POST /v1/journeys/{id}/trigger`` enters people into an API-entry journey;
+``POST /v1/journeys/{id}/pause|resume|stop`` steer it (see `engine.services.lifecycle`)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.params import Depends
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
+from engine.api.auth import API_KEY_NAME
 from engine.api.json_body import StrictJsonRoute
-from engine.api.models import TriggerIn, TriggerOut, TriggerResult
+from engine.api.models import ControlIn, ControlOut, TriggerIn, TriggerOut, TriggerResult
 from engine.dsl.models import ApiEntry, SegmentEntry
 from engine.services.enroll import Enroller
+from engine.services.lifecycle import InvalidTransition, JourneyLifecycle, UnknownJourney
 from engine.store import Store
 
 log = structlog.get_logger(__name__)
@@ -88,6 +91,62 @@ def journeys_router(
                 TriggerResult(profile_id=pid, outcome=report.outcomes[pid])
                 for pid in dict.fromkeys(body.profile_ids)
             ],
+        )
+
+    lifecycle = JourneyLifecycle(store, enroller.client)
+
+    async def change(
+        action: str, journey_id: str, body: ControlIn | None, request: Request
+    ) -> ControlOut | JSONResponse:
+        by = request.scope.get("state", {}).get(API_KEY_NAME, "anonymous")
+        steer = getattr(lifecycle, action)
+        try:
+            result = await steer(journey_id, by, clock(), body.reason if body else None)
+        except UnknownJourney as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        except InvalidTransition as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=409)
+        except (SQLAlchemyError, RPCError, OSError) as exc:
+            return _failed(exc)
+        control = result.control
+        return ControlOut(
+            journey_id=journey_id,
+            state=control.state,
+            previous=result.previous,
+            changed_by=control.changed_by,
+            changed_at=control.changed_at,
+            reason=control.reason,
+            live_runs_told=result.signalled,
+            live_runs_unreached=result.unreached,
+        )
+
+    lifecycle_responses: dict[int | str, dict[str, Any]] = {
+        404: {"description": "no journey with this id is deployed"},
+        409: {"description": "the journey's state does not allow this (e.g. resume a stopped one)"},
+    }
+    for action, summary in (
+        ("pause", "No new entries; live runs hold before their next send (waits go on)."),
+        ("resume", "Entries open again; held runs go on (a deferral that expired is expired)."),
+        ("stop", "Every live run ends now with status stopped; nothing more is sent."),
+    ):
+
+        async def endpoint(
+            journey_id: JourneyIdPath,
+            request: Request,
+            body: ControlIn | None = None,
+            _action: str = action,
+        ) -> ControlOut | JSONResponse:
+            return await change(_action, journey_id, body, request)
+
+        router.add_api_route(
+            f"/v1/journeys/{{journey_id}}/{action}",
+            endpoint,
+            methods=["POST"],
+            response_model=ControlOut,
+            responses=lifecycle_responses,
+            summary=f"{action.capitalize()} a journey",
+            description=summary + " Recorded with the API key's name, the time and the reason.",
+            name=f"{action}_journey",
         )
 
     return router

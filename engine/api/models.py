@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from engine.identity import MAX_IDENTITY_VALUE, IdentityType, identity
+from engine.services.enroll import Outcome
 
 MAX_BATCH = 1000
 """Items per request, for events and for profiles."""
@@ -341,7 +342,7 @@ class TriggerResult(BaseModel):
     model_config = _FROZEN
 
     profile_id: str
-    outcome: Literal["started", "reentry_blocked", "live", "missing"]
+    outcome: Outcome
 
 
 class TriggerOut(BaseModel):
@@ -351,3 +352,24 @@ class TriggerOut(BaseModel):
     version: int
     counts: dict[str, int]
     results: list[TriggerResult]
+
+
+class ControlIn(BaseModel):
+    """Why the journey's state changes (kept with the change)."""
+
+    model_config = _FROZEN
+
+    reason: str | None = Field(None, max_length=500)
+
+
+class ControlOut(BaseModel):
+    model_config = _FROZEN
+
+    journey_id: str
+    state: str
+    previous: str
+    changed_by: str
+    changed_at: datetime
+    reason: str | None
+    live_runs_told: int
+    live_runs_unreached: list[str]

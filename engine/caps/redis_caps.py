@@ -223,6 +223,18 @@ class RedisCapService:
             await self._count_transactional(request)
             return CapDecision(allowed=True)
 
+        on_capped = self._policy.on_capped
+        first = request.first_attempt_at
+        if (
+            first is not None
+            and request.defer_allowed
+            and on_capped.action == "defer"
+            and request.at > first + on_capped.expire_after
+        ):
+            # A deferred send asked again past its expiry (its run was held by a pause, or its
+            # workers were down): stale, so not sent late even if a slot is free now.
+            return CapDecision(False, "expire", "held_past_expiry", request.at, {})
+
         quiet_end = quiet_until(self._policy, request.at, zone)
         if quiet_end is not None:
             assert self._policy.quiet_hours is not None

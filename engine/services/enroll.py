@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -26,7 +26,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from engine.domain import Enrollment, JourneyVersion, Profile
+from engine.domain import Enrollment, JourneyState, JourneyVersion, Profile
 from engine.dsl.models import Journey
 from engine.store import Store
 from engine.temporal import run_search_attributes, workflow_id
@@ -34,9 +34,12 @@ from engine.workflow.messages import JourneyInput
 
 log = structlog.get_logger(__name__)
 
-Outcome = Literal["started", "reentry_blocked", "live", "missing"]
+Outcome = Literal[
+    "started", "reentry_blocked", "live", "missing", "journey_paused", "journey_stopped"
+]
 """started: a run began; reentry_blocked: the re-entry rule refused; live: the person has a
-run in this journey already; missing: no such profile."""
+run in this journey already; missing: no such profile; journey_paused / journey_stopped: an
+operator paused or stopped the journey, which takes no entries (recorded for ``journey why``)."""
 
 ENROLLMENT_MEMO = "enrollment_id"
 """The memo key naming a run's ledger row, to tell our run from another after a lost answer."""
@@ -86,6 +89,11 @@ class Enroller:
         self._limit = asyncio.Semaphore(concurrency)
         self._journeys: dict[tuple[str, int], Journey] = {}
 
+    @property
+    def client(self) -> Client:
+        """The Temporal client runs are started with."""
+        return self._client
+
     def journey(self, version: JourneyVersion) -> Journey:
         key = (version.journey_id, version.version)
         if key not in self._journeys:
@@ -132,20 +140,46 @@ class Enroller:
         ledger row for a run that never started. The caller signals the live run instead.
         """
         claimed = _Page(settled={}, starts=[], profiles={profile.id: profile})
+        state = await self._store.journey_state(version.journey_id)
         claims = await self._store.claim_enrollments(
             version.journey_id,
             version.version,
             [profile.id],
             now,
-            partial(reentry_allows, self.journey(version), now=now),
+            self._allows(version, state, now),
         )
         claim = claims[profile.id]
         if claim.created is None:
-            return _refused(claim.last)
+            outcome = _refused(claim.last, state)
+            await self._record_refusals(version, {profile.id: outcome}, now)
+            return outcome
         claimed.starts.append((profile.id, claim.created))
         return (await self._start_page(version, claimed))[profile.id]
 
+    def _allows(
+        self, version: JourneyVersion, state: JourneyState, now: datetime
+    ) -> Callable[[Enrollment | None], bool]:
+        if state != "active":
+            return lambda last: False  # still read under the lock: a live run stays "live"
+        return partial(reentry_allows, self.journey(version), now=now)
+
+    async def _record_refusals(
+        self, version: JourneyVersion, outcomes: dict[str, Outcome], now: datetime
+    ) -> None:
+        for reason in ("journey_paused", "journey_stopped"):
+            refused = [pid for pid, outcome in outcomes.items() if outcome == reason]
+            await self._store.record_entry_refusals(version.journey_id, refused, now, reason)
+            if refused:
+                log.info(
+                    "entry_refused",
+                    journey_id=version.journey_id,
+                    reason=reason,
+                    people=len(refused),
+                )
+
     async def _claim(self, version: JourneyVersion, page: list[str], now: datetime) -> _Page:
+        # Read per page: a journey paused while a large segment enters stops the rest of it.
+        state = await self._store.journey_state(version.journey_id)
         profiles = await self._store.get_profiles(page)
         settled: dict[str, Outcome] = {pid: "missing" for pid in page if pid not in profiles}
         # Asked id -> the person (merged ids resolve to their survivor).
@@ -158,16 +192,17 @@ class Enroller:
             version.version,
             list(people),
             now,
-            partial(reentry_allows, self.journey(version), now=now),
+            self._allows(version, state, now),
         )
         starts: list[tuple[str, Enrollment]] = []
         for person, asked in people.items():
             claim = claims[person]
             if claim.created is None:
-                settled.update({pid: _refused(claim.last) for pid in asked})
+                settled.update({pid: _refused(claim.last, state) for pid in asked})
             else:
                 starts.append((asked[0], claim.created))
                 settled.update({pid: "live" for pid in asked[1:]})
+        await self._record_refusals(version, settled, now)
         by_person = {profiles[pid].id: profiles[pid] for pid in page if pid in profiles}
         return _Page(settled, starts, by_person)
 
@@ -249,5 +284,11 @@ class _Page:
     """The people of the page, by (resolved) profile id."""
 
 
-def _refused(last: Enrollment | None) -> Outcome:
-    return "live" if last is not None and last.status == "active" else "reentry_blocked"
+def _refused(last: Enrollment | None, state: JourneyState = "active") -> Outcome:
+    if last is not None and last.status == "active":
+        return "live"
+    if state == "paused":
+        return "journey_paused"
+    if state != "active":
+        return "journey_stopped"
+    return "reentry_blocked"

@@ -184,7 +184,7 @@ class EventRouter:
             if profile is not None:
                 outcome = await self._enroller.enroll_one(version, profile, now)
                 if outcome != "live":
-                    return
+                    return  # a paused journey's live run was "live": it still hears events
         for profile_id in (event.profile_id, *aliases):
             handle = self._client.get_workflow_handle(workflow_id(journey.id, profile_id))
             try:

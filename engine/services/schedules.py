@@ -45,11 +45,13 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleRange,
     ScheduleSpec,
+    ScheduleState,
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
 from temporalio.service import RPCError
 
+from engine.domain import JourneyControl
 from engine.dsl.cron import Calendar, parse_cron
 from engine.dsl.models import Journey, SegmentEntry
 from engine.dsl.policy import Policy
@@ -138,6 +140,7 @@ async def sync_schedules(
         except ValidationError as exc:
             raise _stale(version.journey_id, version.version, exc.errors()[0]["msg"]) from None
     wanted: dict[str, Schedule] = {}
+    controls = await store.journey_controls()
     for journey in sorted(latest.values(), key=lambda j: j.id):
         entry = journey.entry
         if not isinstance(entry, SegmentEntry) or entry.schedule is None:
@@ -167,6 +170,7 @@ async def sync_schedules(
                 jitter=jitter,
             ),
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            state=schedule_state(controls.get(journey.id)),
         )
     for sid, schedule in wanted.items():
         try:
@@ -198,6 +202,14 @@ def _stale(journey_id: str, version: int | None, reason: str) -> ScheduleSyncErr
 def _refused(sid: str, exc: RPCError) -> ScheduleSyncError:
     log.warning("schedule_refused", schedule_id=sid, status=exc.status.name)
     return ScheduleSyncError(f"Temporal refused schedule {sid} ({exc.status.name}: {exc.message})")
+
+
+def schedule_state(control: JourneyControl | None) -> ScheduleState:
+    """A journey an operator paused or stopped keeps its schedule paused, with the reason."""
+    if control is None or control.state == "active":
+        return ScheduleState()
+    note = f"journey {control.state} by {control.changed_by}"
+    return ScheduleState(paused=True, note=note + (f": {control.reason}" if control.reason else ""))
 
 
 def _replace_with(schedule: Schedule) -> Callable[[ScheduleUpdateInput], ScheduleUpdate]:

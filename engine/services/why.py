@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from engine.domain import Delivery, Enrollment
+from engine.domain import Delivery, Enrollment, EntryRefusal
 from engine.store import Store
 
 _MEANING = {
@@ -47,11 +47,19 @@ def explain_ending(enrollment: Enrollment) -> str:
     return line
 
 
+def explain_refusal(refusal: EntryRefusal) -> str:
+    """One line for an entry the journey's state refused."""
+    state = refusal.reason.removeprefix("journey_")
+    return f"{refusal.at:%Y-%m-%d %H:%M:%S} {refusal.journey_id}: not entered — journey {state}"
+
+
 async def why(store: Store, profile_id: str, journey_id: str | None = None) -> list[str]:
-    """The person's send attempts and run endings in time order (UTC), optionally for one
-    journey."""
+    """The person's send attempts, run endings and refused entries in time order (UTC),
+    optionally for one journey."""
     deliveries = await store.deliveries(profile_id=profile_id, journey_id=journey_id)
     runs = await store.person_enrollments(profile_id, journey_id)
     lines: list[tuple[datetime, str]] = [(d.created_at, explain(d)) for d in deliveries]
     lines += [(e.ended_at, explain_ending(e)) for e in runs if e.ended_at is not None]
+    refusals = await store.entry_refusals(profile_id)
+    lines += [(r.at, explain_refusal(r)) for r in refusals if journey_id in (None, r.journey_id)]
     return [line for _, line in sorted(lines, key=lambda pair: pair[0])]

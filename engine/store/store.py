@@ -6,6 +6,7 @@ opens a short connection or transaction of its own; nothing is held between call
 
 from __future__ import annotations
 
+from engine.store.controls import ControlStore
 from engine.store.delivery_log import DeliveryStore
 from engine.store.events import EventStore
 from engine.store.journeys import JourneyStore
@@ -13,7 +14,7 @@ from engine.store.memberships import MembershipStore
 from engine.store.people import PeopleStore
 
 
-class Store(PeopleStore, EventStore, JourneyStore, MembershipStore, DeliveryStore):
+class Store(PeopleStore, EventStore, JourneyStore, MembershipStore, DeliveryStore, ControlStore):
     """Async access to the journey database (SQLite or PostgreSQL).
 
     Build it with :meth:`from_url`, call :meth:`migrate` once at start-up, :meth:`aclose` at exit

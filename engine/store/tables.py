@@ -175,3 +175,27 @@ deliveries = Table(
     Index(None, "profile_id", "created_at"),
     Index(None, "journey_id", "step_id"),
 )
+
+journey_controls = Table(
+    "journey_controls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("journey_id", String, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("changed_by", String(128), nullable=False),
+    Column("reason", Text, nullable=True),
+    Index(None, "journey_id", "id"),
+    comment="every change of a journey's state; the newest row per journey is its state",
+)
+
+entry_refusals = Table(
+    "entry_refusals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("journey_id", String, nullable=False),
+    Column("profile_id", String(PROFILE_ID_MAX), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Index(None, "profile_id", "at"),
+)

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.workflow.messages import (
         BranchInput,
         BranchResult,
+        ControlSignal,
         EventSignal,
         FinishInput,
         GiveUpInput,
@@ -49,6 +50,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 JOURNEY_STEP = SearchAttributeKey.for_keyword("JourneyStep")
+PAUSED = "paused"
+"""The ``JourneyStep`` of a run held by an operator's pause."""
 SPLIT_BUCKETS = 10_000
 
 # Patches (`workflow.patched`). Each is asked only when the new rule decides differently from
@@ -112,6 +115,7 @@ class JourneyWorkflow:
         self._entered = workflow.now()
         self._entered_at = input.entered_at or self._entered
         self._exit_reason: str | None = None
+        self._paused = False
 
     @workflow.signal(name="event")
     def event(self, signal: EventSignal) -> None:
@@ -126,6 +130,16 @@ class JourneyWorkflow:
             self._ended = ("exited", signal.name)
         self._received.append(signal.name)
 
+    @workflow.signal(name="control")
+    def control(self, signal: ControlSignal) -> None:
+        """An operator's pause, resume or stop (``journey pause|resume|stop``)."""
+        if self._ended is not None:
+            return
+        if signal.action == "stop":
+            self._ended = ("stopped", signal.reason or "stopped")
+        else:
+            self._paused = signal.action == "pause"
+
     @workflow.query(name="state")
     def state(self) -> RunState:
         status: EnrollmentStatus = self._ended[0] if self._ended else "active"
@@ -138,6 +152,7 @@ class JourneyWorkflow:
             until=self._until,
             path=list(self._path),
             variants=dict(self._variants),
+            paused=self._paused,
         )
 
     @workflow.run
@@ -236,6 +251,10 @@ class JourneyWorkflow:
         attempt = 0
         first_attempt_at: datetime | None = None
         while True:
+            if self._paused:
+                await self._hold(step.id)
+                if self._ended is not None:
+                    return None
             # Each attempt after a deferral gets its own key: a reservation is idempotent per key.
             key = base_key if attempt == 0 else f"{base_key}:{attempt}"
             at = self._simulated_now()
@@ -331,6 +350,15 @@ class JourneyWorkflow:
         if new != old and not workflow.patched(WAIT_UNTIL_ELAPSED):
             return self._scaled(old)
         return self._scaled(new)
+
+    async def _hold(self, step_id: str) -> None:
+        """Hold before a send while an operator has the journey paused (no timer: a pause has
+        no deadline), until resumed or stopped. Runs with no pause never reach this, so recorded
+        histories replay unchanged."""
+        workflow.upsert_search_attributes([JOURNEY_STEP.value_set(PAUSED)])
+        workflow.set_current_details(f"paused by an operator: holding before send {step_id}")
+        await workflow.wait_condition(lambda: not self._paused or self._ended is not None)
+        workflow.upsert_search_attributes([JOURNEY_STEP.value_set(step_id)])
 
     async def _pause(
         self,

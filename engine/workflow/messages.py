@@ -47,6 +47,14 @@ class EventSignal(Message):
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
+class ControlSignal(Message):
+    """An operator's command to a live run: ``pause`` holds it before its next send (waits go
+    on), ``resume`` releases it, ``stop`` ends it at once with status ``stopped``."""
+
+    action: Literal["pause", "resume", "stop"]
+    reason: str | None = None
+
+
 class RunState(Message):
     """What the `state` query returns: where the run is and what it waits for."""
 
@@ -58,6 +66,8 @@ class RunState(Message):
     until: datetime | None = None
     path: list[str] = Field(default_factory=list)
     variants: dict[str, str] = Field(default_factory=dict)
+    paused: bool = False
+    """An operator paused the journey: the run holds before its next send."""
 
 
 class RunResult(Message):

@@ -1,6 +1,6 @@
 """exit reason
 
-Revision ID: 0004_time_right
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-06 00:00:00
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_time_right"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
