@@ -5,7 +5,9 @@ composition roots, ``journey api`` and the embedded stack, build them from ``Set
 
 Routes: ``GET /healthz``; ``POST /v1/events``; ``POST /v1/profiles``; ``POST /v1/identify`` and
 ``PUT /v1/profiles/{id}/subscriptions/{channel}`` (``engine.api.people``);
-``POST /v1/journeys/{id}/trigger`` (``engine.api.journeys``); ``/u/{token}`` unsubscribe links.
+``POST /v1/journeys/{id}/trigger`` (``engine.api.journeys``); ``/u/{token}`` unsubscribe links;
+the Segment tracking API, ``/v1/batch``, ``/v1/track``... (``engine.api.segment``, whose errors
+are Segment's: 400 with ``code`` and ``message``).
 
 Every request is all-or-nothing at validation: if any item is invalid the response is 422 with
 each bad item's index and reason, and nothing is written. Responses:
@@ -47,6 +49,7 @@ from engine.api.models import (
     ProfileBatchResult,
 )
 from engine.api.people import people_router
+from engine.api.segment import segment_router
 from engine.api.unsubscribe import unsubscribe_router
 from engine.domain import Event, Profile
 from engine.services.events import DeliveryIncomplete, EventRouter
@@ -215,6 +218,7 @@ def create_app(
         return ProfileBatchResult(received=len(profiles), upserted=upserted)
 
     app.include_router(people_router(store, clock, auth, _ERRORS))
+    app.include_router(segment_router(store, router, clock, keys, auth))
     app.include_router(journeys_router(store, router.enroller, clock, auth, _ERRORS))
     if unsubscribe_secret:
         app.include_router(unsubscribe_router(store, unsubscribe_secret, clock))
