@@ -277,7 +277,9 @@ def _too_large(limit: int) -> SegmentRequestError:
 
 def _validate_batch(payload: Any) -> SegmentBatch:
     if not isinstance(payload, dict):
-        raise SegmentRequestError(400, "invalid_request", "the body must be a JSON object")
+        raise SegmentRequestError(
+            400, "invalid_request", "the body must be a JSON object; nothing was stored"
+        )
     items = payload.get("batch")
     errors: list[dict[str, Any]] = []
     if isinstance(items, list) and len(json.dumps(payload).encode()) > MAX_MESSAGE_BYTES:
@@ -302,7 +304,9 @@ def _validate_batch(payload: Any) -> SegmentBatch:
 
 def _validate_single(kind: str, payload: Any) -> SegmentMessage:
     if not isinstance(payload, dict):
-        raise SegmentRequestError(400, "invalid_request", "the body must be a JSON object")
+        raise SegmentRequestError(
+            400, "invalid_request", "the body must be a JSON object; nothing was stored"
+        )
     given = payload.get("type", kind)
     if given != kind:
         raise _invalid([{"field": "type", "reason": f"is {given!r} on the /v1/{kind} route"}])
