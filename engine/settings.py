@@ -8,7 +8,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+import phonenumbers
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SEARCH_ATTRIBUTES = ("JourneyId", "JourneyVersion", "ProfileId", "JourneyStep")
@@ -31,9 +32,19 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="where people reach the API (unsubscribe links)"
     )
     unsubscribe_secret: SecretStr | None = None
+    default_region: str = Field(
+        "CN", description="ISO 3166 region where phone numbers without a country code are read"
+    )
     time_scale: float = Field(
         1.0, gt=0, description="divides every wait; >1 only for demos and rehearsals"
     )
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r}: an ISO 3166 code such as CN, US, GB")
+        return value.upper()
 
     def resolved_unsubscribe_secret(self) -> str:
         """JOURNEY_UNSUBSCRIBE_SECRET, or (embedded stack) a random one kept under ``home``."""

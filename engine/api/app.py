@@ -52,6 +52,7 @@ from engine.api.people import people_router
 from engine.api.segment import segment_router
 from engine.api.unsubscribe import unsubscribe_router
 from engine.domain import Event, Profile
+from engine.identity import DEFAULT_REGION
 from engine.services.events import DeliveryIncomplete, EventRouter
 from engine.store import RecordedEvent, Store
 
@@ -87,6 +88,7 @@ def create_app(
     allow_anonymous: bool = False,
     clock: Callable[[], datetime] = _utcnow,
     unsubscribe_secret: str | None = None,
+    default_region: str = DEFAULT_REGION,
 ) -> FastAPI:
     """The API over ``store`` and ``router``; OpenAPI at ``/docs``.
 
@@ -95,6 +97,7 @@ def create_app(
     anyone who can reach the port may write (the embedded dev stack on localhost). ``clock``
     gives the receive time (default occurred_at, and the router's ``now``). With
     ``unsubscribe_secret``, the one-click unsubscribe links (``/u/{token}``) are served.
+    ``default_region``: where identify reads phone numbers written without a country code.
     """
     keys = list(api_keys)
     if any(not key.strip() for key in keys):
@@ -218,7 +221,7 @@ def create_app(
         return ProfileBatchResult(received=len(profiles), upserted=upserted)
 
     app.include_router(people_router(store, clock, auth, _ERRORS))
-    app.include_router(segment_router(store, router, clock, keys, auth))
+    app.include_router(segment_router(store, router, clock, keys, auth, default_region))
     app.include_router(journeys_router(store, router.enroller, clock, auth, _ERRORS))
     if unsubscribe_secret:
         app.include_router(unsubscribe_router(store, unsubscribe_secret, clock))

@@ -48,6 +48,7 @@ from engine.api.segment_models import (
     SegmentMessage,
 )
 from engine.domain import Event
+from engine.identity import DEFAULT_REGION
 from engine.services.events import DeliveryIncomplete, EventRouter
 from engine.store import Store
 
@@ -84,9 +85,12 @@ def segment_router(
     clock: Callable[[], datetime],
     keys: Sequence[str],
     dependencies: Sequence[Depends],
+    region: str = DEFAULT_REGION,
 ) -> APIRouter:
-    """The Segment routes; with ``keys`` empty (an anonymous development API) no key is asked."""
+    """The Segment routes; with ``keys`` empty (an anonymous development API) no key is asked.
+    ``region``: where phone numbers without a country code are read."""
     api = APIRouter(dependencies=list(dependencies))
+    context = {"region": region}
     encoded_keys = tuple(key.encode("utf-8") for key in keys)
 
     async def apply(messages: Sequence[SegmentMessage], sent_at: datetime | None) -> Response:
@@ -102,9 +106,9 @@ def segment_router(
                 # identify is stored for the person the identify made.
                 await _flush(router, events, received, counts)
                 await store.identify(
-                    message.identities(),
+                    message.identities(region),
                     profile_id=message.profile_id,
-                    attributes=message.attributes(),
+                    attributes=message.attributes(region),
                     merge_ids=message.merged_ids(),
                     at=received,
                 )
@@ -145,7 +149,7 @@ def segment_router(
         raw = await _read_body(request, limit)
         try:
             payload = json.loads(raw)
-        except ValueError as exc:  # also UnicodeDecodeError: not UTF-8
+        except (ValueError, RecursionError) as exc:  # also UnicodeDecodeError: not UTF-8
             check_key(request.scope, None)
             raise SegmentRequestError(
                 400, "invalid_json", f"the body is not UTF-8 JSON ({_reason(exc)})"
@@ -161,15 +165,15 @@ def segment_router(
     async def batch(request: Request) -> Response:
         """Segment's batch call: up to 500 KB of messages of any type, 32 KB each."""
         try:
-            payload, _ = await segment_body(request, MAX_BATCH_BYTES)
-            parsed = _validate_batch(payload)
+            payload, size = await segment_body(request, MAX_BATCH_BYTES)
+            parsed = _validate_batch(payload, context, size)
         except SegmentRequestError as exc:
             return _refused(request, exc)
         return await apply(parsed.batch, parsed.sentAt)
 
     async def single(request: Request, kind: str, payload: Any) -> Response:
         try:
-            message = _validate_single(kind, payload)
+            message = _validate_single(kind, payload, context)
         except SegmentRequestError as exc:
             return _refused(request, exc)
         return await apply([message], None)
@@ -223,7 +227,7 @@ def segment_router(
                     raise SegmentRequestError(
                         401, "unauthorized", "missing API key: send Authorization: Bearer <key>"
                     )
-                return await identify_person(store, clock, _native_identify(payload))
+                return await identify_person(store, clock, _native_identify(payload, context))
             if size > MAX_MESSAGE_BYTES:
                 raise _too_large(MAX_MESSAGE_BYTES)
         except SegmentRequestError as exc:
@@ -275,14 +279,18 @@ def _too_large(limit: int) -> SegmentRequestError:
     )
 
 
-def _validate_batch(payload: Any) -> SegmentBatch:
+def _validate_batch(
+    payload: Any, context: dict[str, str] | None = None, size: int = MAX_BATCH_BYTES
+) -> SegmentBatch:
+    """The batch, or ``SegmentRequestError`` listing every bad message; ``size`` is the body's
+    (when no more than one message's limit, no message can exceed it)."""
     if not isinstance(payload, dict):
         raise SegmentRequestError(
             400, "invalid_request", "the body must be a JSON object; nothing was stored"
         )
     items = payload.get("batch")
     errors: list[dict[str, Any]] = []
-    if isinstance(items, list) and len(json.dumps(payload).encode()) > MAX_MESSAGE_BYTES:
+    if isinstance(items, list) and size > MAX_MESSAGE_BYTES:
         for index, item in enumerate(items):
             size = len(json.dumps(item, ensure_ascii=False).encode("utf-8", "surrogatepass"))
             if size > MAX_MESSAGE_BYTES:
@@ -294,7 +302,7 @@ def _validate_batch(payload: Any) -> SegmentBatch:
                     }
                 )
     try:
-        parsed = SegmentBatch.model_validate(payload)
+        parsed = SegmentBatch.model_validate(payload, context=context)
     except ValidationError as exc:
         errors.extend(_errors(exc, batch=True))
     if errors:
@@ -302,7 +310,7 @@ def _validate_batch(payload: Any) -> SegmentBatch:
     return parsed
 
 
-def _validate_single(kind: str, payload: Any) -> SegmentMessage:
+def _validate_single(kind: str, payload: Any, context: dict[str, str]) -> SegmentMessage:
     if not isinstance(payload, dict):
         raise SegmentRequestError(
             400, "invalid_request", "the body must be a JSON object; nothing was stored"
@@ -311,14 +319,14 @@ def _validate_single(kind: str, payload: Any) -> SegmentMessage:
     if given != kind:
         raise _invalid([{"field": "type", "reason": f"is {given!r} on the /v1/{kind} route"}])
     try:
-        return SegmentMessage.model_validate({**payload, "type": kind})
+        return SegmentMessage.model_validate({**payload, "type": kind}, context=context)
     except ValidationError as exc:
         raise _invalid(_errors(exc, batch=False)) from None
 
 
-def _native_identify(payload: Any) -> IdentifyIn:
+def _native_identify(payload: Any, context: dict[str, str]) -> IdentifyIn:
     try:
-        return IdentifyIn.model_validate(payload)
+        return IdentifyIn.model_validate(payload, context=context)
     except ValidationError as exc:
         # The engine's own 422, as FastAPI would have reported it.
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
@@ -349,9 +357,11 @@ def _invalid(errors: list[dict[str, Any]]) -> SegmentRequestError:
     return SegmentRequestError(400, "invalid_request", f"{message}; nothing was stored", errors)
 
 
-def _reason(exc: ValueError) -> str:
+def _reason(exc: ValueError | RecursionError) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return "not UTF-8"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
     return str(exc).split(":")[0]
 
 

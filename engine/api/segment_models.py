@@ -33,11 +33,19 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     model_validator,
 )
 
-from engine.api.models import Identifier, JsonObject, Timestamp, _plain_text
-from engine.identity import Identity, InvalidIdentity, identity
+from engine.api.models import (
+    Identifier,
+    JsonObject,
+    Timestamp,
+    _json_object,
+    _plain_text,
+    region_of,
+)
+from engine.identity import DEFAULT_REGION, Identity, InvalidIdentity, identity
 
 MAX_MESSAGE_BYTES = 32 * 1024
 """One message (a call to /v1/track, ... or one item of a batch), as Segment limits it."""
@@ -93,12 +101,14 @@ class SegmentMessage(BaseModel):
     category: Annotated[str, StringConstraints(max_length=200)] | None = None
     properties: JsonObject = Field(default_factory=dict)
     traits: JsonObject = Field(default_factory=dict)
-    context: JsonObject = Field(default_factory=dict)
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="read for traits only (an identify's context.traits)"
+    )
     previousId: Identifier | None = None
     groupId: Identifier | None = None
 
     @model_validator(mode="after")
-    def _complete(self) -> SegmentMessage:
+    def _complete(self, info: ValidationInfo) -> SegmentMessage:
         if self.type == "alias":
             if self.userId is None or self.previousId is None:
                 raise ValueError("alias needs userId and previousId")
@@ -110,8 +120,8 @@ class SegmentMessage(BaseModel):
             event_name(self.event)
         if self.type == "group" and self.groupId is None:
             raise ValueError("group needs groupId")
-        if self.type in ("identify", "group"):
-            self.identities()  # raises naming the trait
+        if self.type == "identify":
+            self.identities(region_of(info))  # raises naming the trait
         return self
 
     def person_traits(self) -> dict[str, Any]:
@@ -122,7 +132,11 @@ class SegmentMessage(BaseModel):
         in_context = self.context["traits"]
         if not isinstance(in_context, dict):
             raise ValueError("context.traits must be an object")
-        return {**in_context, **self.traits}
+        try:
+            # Stored as attributes: the same limits as traits (which pydantic checked).
+            return _json_object({**in_context, **self.traits})
+        except ValueError as exc:
+            raise ValueError(f"context.traits {exc}") from None
 
     # -- mapping ----------------------------------------------------------------------------
 
@@ -146,9 +160,10 @@ class SegmentMessage(BaseModel):
             return [ANONYMOUS_PREFIX + self.anonymousId]
         return []
 
-    def identities(self) -> list[Identity]:
-        """``traits.email`` / ``traits.phone``, normalised; ``ValueError`` naming the trait.
-        A group's traits are the group's, not the person's: none."""
+    def identities(self, region: str = DEFAULT_REGION) -> list[Identity]:
+        """``traits.email`` / ``traits.phone``, normalised (national phone numbers read in
+        ``region``); ``ValueError`` naming the trait. A group's traits are the group's, not the
+        person's: none."""
         if self.type == "group":
             return []
         found: list[Identity] = []
@@ -160,12 +175,12 @@ class SegmentMessage(BaseModel):
             if not isinstance(value, str):
                 raise ValueError(f"traits.{trait} must be a string")
             try:
-                found.append(identity(trait, value))
+                found.append(identity(trait, value, region))
             except InvalidIdentity as exc:
                 raise ValueError(f"traits.{trait} {exc}") from None
         return found
 
-    def attributes(self) -> dict[str, Any]:
+    def attributes(self, region: str = DEFAULT_REGION) -> dict[str, Any]:
         """What the message sets on the profile: traits (identity traits normalised), or for a
         group call the group's id and traits."""
         if self.type == "group":
@@ -174,7 +189,7 @@ class SegmentMessage(BaseModel):
                 group["group"] = dict(self.traits)
             return group
         attributes = self.person_traits()
-        for found in self.identities():
+        for found in self.identities(region):
             attributes[found.type] = found.value
         return attributes
 

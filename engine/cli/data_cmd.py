@@ -103,17 +103,18 @@ def identify_command(
     """
     from engine.identity import InvalidIdentity, identity
 
+    settings = Settings()
     wanted = []
     for number, (kind, value) in enumerate(_pairs(identities, "an identity"), start=1):
         try:
-            wanted.append(identity(kind, value))
+            wanted.append(identity(kind, value, settings.default_region))
         except InvalidIdentity as exc:
             # The message never repeats the value: it may be personal data.
             typer.echo(f"identity {number} ({kind}): {exc}", err=True)
             raise typer.Exit(1) from None
 
     async def go() -> None:
-        async with open_store(Settings()) as store:
+        async with open_store(settings) as store:
             result = await store.identify(
                 wanted,
                 profile_id=profile,

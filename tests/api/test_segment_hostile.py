@@ -87,6 +87,7 @@ RAW: list[tuple[str, bytes, dict[str, str], str]] = [
     ("/v1/batch", b'{"batch": [', {}, "not UTF-8 JSON"),
     ("/v1/track", b'{"userId": "\xff\xfe", "event": "x"}', {}, "not UTF-8"),
     ("/v1/identify", b"{not json", {}, "not UTF-8 JSON"),
+    ("/v1/batch", b'{"batch": ' + b"[" * 200_000, {}, "nested too deeply"),
     ("/v1/batch", b"\x1f\x8b not gzip", {"Content-Encoding": "gzip"}, "gzip body is corrupt"),
     ("/v1/batch", b"{}", {"Content-Encoding": "br"}, "Content-Encoding"),
     ("/v1/track", json.dumps(track(1, properties={"a": "y" * 30_000, "b": "z" * 3_000})).encode(),
