@@ -7,15 +7,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import DBAPIError
 
 from engine.domain import Profile, Subscription, SubscriptionStatus
 from engine.identity import IdentifyResult, Identity
 from engine.store import locks, oneid, records
 from engine.store.columns import require_aware
-from engine.store.core import ATTEMPTS, CHUNK, StoreCore, chunks, survivor_of
+from engine.store.core import CHUNK, StoreCore, chunks, survivor_of
 from engine.store.errors import ProfileNotFound
 from engine.store.filters import among
+from engine.store.retry import retrying
 from engine.store.tables import PROFILE_ID_MAX, identities, merges, profiles, subscriptions
 
 
@@ -206,8 +206,8 @@ class PeopleStore(StoreCore):
             if given is not None and len(given) > PROFILE_ID_MAX:
                 raise ValueError(f"profile id longer than {PROFILE_ID_MAX}: {given[:40]!r}...")
         when = self._clock() if at is None else require_aware(at)
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
+        async for attempt in retrying():
+            with attempt:
                 async with self._transaction() as conn:
                     return await oneid.identify(
                         conn,
@@ -220,9 +220,6 @@ class PeopleStore(StoreCore):
                         at=when,
                         merge_ids=merge_ids,
                     )
-            except DBAPIError as exc:
-                if attempt == ATTEMPTS or not locks.retryable(exc):
-                    raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def identities_of(self, profile_id: str) -> list[Identity]:
