@@ -48,7 +48,7 @@ async def run_dev(
             router,
             keys,
             allow_anonymous=not keys,
-            unsubscribe_secret=settings.resolved_unsubscribe_secret(),
+            unsubscribe_secret=settings.resolved_unsubscribe_secrets(),
             default_region=settings.default_region,
         )
         async with journey_worker(settings, client, store) as worker, worker:

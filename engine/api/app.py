@@ -55,6 +55,7 @@ from engine.domain import Event, Profile
 from engine.identity import DEFAULT_REGION
 from engine.services.events import DeliveryIncomplete, EventRouter
 from engine.store import RecordedEvent, Store
+from engine.unsubscribe import Secrets
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +88,7 @@ def create_app(
     *,
     allow_anonymous: bool = False,
     clock: Callable[[], datetime] = _utcnow,
-    unsubscribe_secret: str | None = None,
+    unsubscribe_secret: Secrets | None = None,
     default_region: str = DEFAULT_REGION,
 ) -> FastAPI:
     """The API over ``store`` and ``router``; OpenAPI at ``/docs``.
@@ -96,7 +97,8 @@ def create_app(
     none, ``ApiConfigError`` is raised unless ``allow_anonymous=True`` says on purpose that
     anyone who can reach the port may write (the embedded dev stack on localhost). ``clock``
     gives the receive time (default occurred_at, and the router's ``now``). With
-    ``unsubscribe_secret``, the one-click unsubscribe links (``/u/{token}``) are served.
+    ``unsubscribe_secret`` (one secret, or several: the first signs, all verify), the one-click
+    unsubscribe links (``/u/{token}``) are served.
     ``default_region``: where identify reads phone numbers written without a country code.
     """
     keys = list(api_keys)

@@ -122,7 +122,7 @@ def api(
                     store,
                     router,
                     keys,
-                    unsubscribe_secret=settings.resolved_unsubscribe_secret(),
+                    unsubscribe_secret=settings.resolved_unsubscribe_secrets(),
                     default_region=settings.default_region,
                 )
                 stop = asyncio.Event()
