@@ -219,7 +219,9 @@ def segment_router(
         """OneID: the engine's identify (``identities``, ``profile_id``, ``attributes``...;
         answers with the profile id and the merges) or Segment's (``userId``,
         ``anonymousId``, ``traits``; answers ``{"success": true}``), told apart by the body."""
-        limit = MAX_BODY_BYTES if authenticated(request.scope) else MAX_MESSAGE_BYTES
+        # Unauthenticated bodies are read only as far as Segment's limit (writeKey is inside).
+        trusted = authenticated(request.scope) or not encoded_keys
+        limit = MAX_BODY_BYTES if trusted else MAX_MESSAGE_BYTES
         try:
             payload, size = await segment_body(request, limit)
             if not isinstance(payload, dict) or not _SEGMENT_KEYS.intersection(payload):
