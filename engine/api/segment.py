@@ -294,7 +294,7 @@ def _validate_batch(
     errors: list[dict[str, Any]] = []
     if isinstance(items, list) and size > MAX_MESSAGE_BYTES:
         for index, item in enumerate(items):
-            size = len(json.dumps(item, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            size = _json_size(item)
             if size > MAX_MESSAGE_BYTES:
                 errors.append(
                     {
@@ -310,6 +310,19 @@ def _validate_batch(
     if errors:
         raise _invalid(errors)
     return parsed
+
+
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+def _json_size(item: Any) -> int:
+    """Bytes of ``item`` as compact UTF-8 JSON (one encoder for every call: a new one per
+    message cost as much as validating it)."""
+    try:
+        text = _COMPACT.encode(item)
+    except (ValueError, RecursionError):  # NaN, too deep: refused by validation, not here
+        return 0
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def _validate_single(kind: str, payload: Any, context: dict[str, str]) -> SegmentMessage:
