@@ -134,7 +134,9 @@ class StoreCore:
             await _ensure_sqlite_dir(self._engine.url)
         # Another process may hold SQLite's write lock past the busy timeout (it is migrating);
         # the upgrade is idempotent, so wait and run it again.
-        async for attempt in retrying(_MIGRATE_ATTEMPTS, when=sqlite_locked, first_wait=0.25):
+        async for attempt in retrying(
+            _MIGRATE_ATTEMPTS, when=sqlite_locked, first_wait=0.25, max_wait=2.0
+        ):
             with attempt:
                 async with self._engine.begin() as conn:
                     await conn.run_sync(upgrade, schema=self._schema)
