@@ -199,21 +199,7 @@ def segment_router(
     @api.post(
         "/v1/identify",
         response_model=IdentifyOut,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "anyOf": [
-                                IdentifyIn.model_json_schema(),
-                                SegmentMessage.model_json_schema(),
-                            ]
-                        }
-                    }
-                },
-            }
-        },
+        openapi_extra=_body_schema(IdentifyIn, SegmentMessage),
     )
     async def identify(request: Request) -> Response | IdentifyOut:
         """OneID: the engine's identify (``identities``, ``profile_id``, ``attributes``...;
@@ -393,13 +379,32 @@ def _unavailable(message: str) -> JSONResponse:
     )
 
 
-def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
+def _body_schema(*models: type[BaseModel]) -> dict[str, Any]:
+    """An OpenAPI request body of any of ``models`` (declared here: the routes read the body
+    themselves)."""
+    schemas = [_inlined(model.model_json_schema()) for model in models]
+    schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``#/$defs/...`` references replaced by the definitions (in the
+    OpenAPI document ``#`` would be the document, not this schema; these models are not
+    recursive)."""
+    definitions = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(definitions[ref.removeprefix("#/$defs/")])
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = walk(schema)
+    return inlined
 
 
 # -- applying ----------------------------------------------------------------------------------
