@@ -99,7 +99,8 @@ def identify_command(
     """Find or create the person known by these identities; merge the profiles they belong to.
 
     The same as ``POST /v1/identify``: one transaction, identities normalised (emails lower-cased,
-    Chinese mobiles as +86...), the oldest profile surviving a merge.
+    phones to E.164, national numbers read in JOURNEY_DEFAULT_REGION), the oldest profile
+    surviving a merge.
     """
     from engine.identity import InvalidIdentity, identity
 
