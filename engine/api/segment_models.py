@@ -66,6 +66,8 @@ AnonymousId = Annotated[
     AfterValidator(_plain_text),
 ]
 """An ``Identifier`` short enough to carry the prefix."""
+Label = Annotated[str, StringConstraints(max_length=200), AfterValidator(_plain_text)]
+"""A page's or screen's name or category (stored with the event's properties)."""
 
 
 def event_name(name: str) -> str:
@@ -97,8 +99,8 @@ class SegmentMessage(BaseModel):
     originalTimestamp: Timestamp | None = None
     sentAt: Timestamp | None = None
     event: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
-    category: Annotated[str, StringConstraints(max_length=200)] | None = None
+    name: Label | None = None
+    category: Label | None = None
     properties: JsonObject = Field(default_factory=dict)
     traits: JsonObject = Field(default_factory=dict)
     context: dict[str, Any] = Field(

@@ -62,6 +62,7 @@ CASES: list[tuple[str, Any, str, int | None]] = [
     ("/v1/identify", {"userId": "u", "traits": {"email": ["x"]}}, "traits.email", None),
     ("/v1/identify", {"userId": "u", "context": {"traits": 5}}, "context.traits", None),
     ("/v1/screen", {"anonymousId": 5}, "valid string", None),
+    ("/v1/page", {"anonymousId": "a", "name": "Home\u0000"}, "control", None),
 ]
 
 
@@ -87,6 +88,7 @@ RAW: list[tuple[str, bytes, dict[str, str], str]] = [
     ("/v1/batch", b'{"batch": [', {}, "not UTF-8 JSON"),
     ("/v1/track", b'{"userId": "\xff\xfe", "event": "x"}', {}, "not UTF-8"),
     ("/v1/identify", b"{not json", {}, "not UTF-8 JSON"),
+    ("/v1/screen", b'{"anonymousId": "a", "category": "\\ud800"}', {}, "unicode string"),
     ("/v1/batch", b'{"batch": ' + b"[" * 200_000, {}, "nested too deeply"),
     ("/v1/batch", b"\x1f\x8b not gzip", {"Content-Encoding": "gzip"}, "gzip body is corrupt"),
     ("/v1/batch", b"{}", {"Content-Encoding": "br"}, "Content-Encoding"),
