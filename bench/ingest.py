@@ -4,13 +4,15 @@
    process, over loopback, two requests in flight as a client with a small connection pool
    would send them) against a raw SQLAlchemy bulk insert of the same rows (one ``INSERT``
    executemany per batch, one transaction each), on SQLite and on PostgreSQL. Both sides write
-   to the same freshly migrated database, in alternating rounds.
+   to the same freshly migrated database, in alternating rounds. The same rows also go as
+   Segment ``track`` messages through ``POST /v1/batch`` (Basic auth with the write key, as the
+   Segment SDKs send them), measured in the same rounds against the same raw insert.
 2. People enrolled per second: ``Enroller.enroll`` of a 100,000-person list into a small API-entry
    journey, against raw ``client.start_workflow`` calls with the same arguments at the same
    concurrency, on an in-memory Temporal dev server (no worker polls the queue: both sides
    measure starting runs, not running them), with a SQLite store. Rounds alternate sides.
 
-    python -m bench.ingest [--events 20000] [--people 100000] [--postgres URL]
+    python -m bench.ingest [--events 20000] [--people 100000 | 0 to skip] [--postgres URL]
 
 PostgreSQL is measured when ``--postgres`` or ``JOURNEY_TEST_POSTGRES_URL`` gives a URL (a
 scratch schema is made and dropped). The dev server starts roughly 100-200 runs per second on a
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -53,6 +56,8 @@ from engine.temporal import run_search_attributes, workflow_id
 from engine.workflow.messages import JourneyInput
 
 API_KEY = "bench-key-0123456789"
+BEARER = f"Bearer {API_KEY}"
+BASIC = "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()
 BATCH = 500
 JOURNEY = {
     "id": "bench-enroll",
@@ -101,6 +106,27 @@ def api_bodies(rows: list[dict[str, Any]]) -> list[bytes]:
     return bodies
 
 
+def segment_bodies(rows: list[dict[str, Any]]) -> list[bytes]:
+    """The same rows as Segment ``track`` messages, batched as the SDKs batch them."""
+    bodies = []
+    sent_at = datetime.now(UTC).isoformat()
+    for start in range(0, len(rows), BATCH):
+        items = [
+            {
+                "type": "track",
+                "messageId": row["event_id"],
+                "userId": row["profile_id"],
+                "event": row["name"],
+                "timestamp": row["occurred_at"].isoformat(),
+                "properties": row["properties"],
+                "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
+            }
+            for row in rows[start : start + BATCH]
+        ]
+        bodies.append(json.dumps({"batch": items, "sentAt": sent_at}).encode())
+    return bodies
+
+
 class Connection:
     """A minimal keep-alive HTTP/1.1 client over one socket: the measured side is the server,
     so the client must cost next to nothing (httpx would add milliseconds per request)."""
@@ -113,9 +139,9 @@ class Connection:
     async def open(cls, port: int) -> Connection:
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+    async def post(self, path: str, body: bytes, auth: str = BEARER) -> tuple[int, bytes]:
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {API_KEY}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self._writer.write(head.encode() + body)
@@ -133,13 +159,16 @@ class Connection:
         await self._writer.wait_closed()
 
 
-async def through_api(port: int, bodies: list[bytes], clients: int) -> float:
+async def through_api(
+    port: int, bodies: list[bytes], clients: int, path: str = "/v1/events"
+) -> float:
     queue = list(reversed(bodies))
     connections = [await Connection.open(port) for _ in range(clients)]
+    auth = BASIC if path == "/v1/batch" else BEARER
 
     async def sender(connection: Connection) -> None:
         while queue:
-            status, answer = await connection.post("/v1/events", queue.pop())
+            status, answer = await connection.post(path, queue.pop(), auth)
             if status != 200:
                 raise RuntimeError(f"the API answered {status}: {answer[:200]!r}")
 
@@ -192,33 +221,46 @@ async def serve(url: str, schema: str, temporal: str, port: int) -> None:
 
 async def bench_events(
     db: Database, temporal: str, count: int, rounds: int, clients: int
-) -> tuple[float, float]:
-    """(events/s through the API, events/s raw) on ``db``."""
+) -> tuple[float, float, float]:
+    """(events/s through /v1/events, through Segment's /v1/batch, raw) on ``db``."""
     store = db.open()
     await store.migrate()
-    api_time = raw_time = 0.0
+    api_time = segment_time = raw_time = 0.0
     per_round = count // rounds
     try:
         async with api_server(db, temporal) as port:
             await through_api(port, api_bodies(event_rows(BATCH, "warm-api")), 1)
+            await through_api(port, segment_bodies(event_rows(BATCH, "warm-seg")), 1, "/v1/batch")
             await raw_insert(store, event_rows(BATCH, "warm-raw"))
             for round_ in range(rounds):
-                api_rows = event_rows(per_round, f"api{round_}")
                 raw_rows = event_rows(per_round, f"raw{round_}")
-                bodies = api_bodies(api_rows)
-                if round_ % 2:  # alternate who goes first, so drift hits both
-                    raw_time += await raw_insert(store, raw_rows)
-                    api_time += await through_api(port, bodies, clients)
-                else:
-                    api_time += await through_api(port, bodies, clients)
-                    raw_time += await raw_insert(store, raw_rows)
+                bodies = api_bodies(event_rows(per_round, f"api{round_}"))
+                segment = segment_bodies(event_rows(per_round, f"seg{round_}"))
+
+                async def raw_side(rows: list[dict[str, Any]] = raw_rows) -> float:
+                    return await raw_insert(store, rows)
+
+                async def api_side(bodies: list[bytes] = bodies) -> float:
+                    return await through_api(port, bodies, clients)
+
+                async def segment_side(bodies: list[bytes] = segment) -> float:
+                    return await through_api(port, bodies, clients, "/v1/batch")
+
+                sides = [raw_side, api_side, segment_side]
+                # Rotate who goes first, so drift hits every side.
+                timings = {}
+                for side in sides[round_ % 3 :] + sides[: round_ % 3]:
+                    timings[side] = await side()
+                raw_time += timings[raw_side]
+                api_time += timings[api_side]
+                segment_time += timings[segment_side]
         async with store.engine.connect() as conn:
             stored = (await conn.execute(text("SELECT count(*) FROM events"))).scalar_one()
-        assert stored == 2 * (BATCH + per_round * rounds), f"{stored} events stored"
+        assert stored == 3 * (BATCH + per_round * rounds), f"{stored} events stored"
     finally:
         await store.aclose()
     total = per_round * rounds
-    return total / api_time, total / raw_time
+    return total / api_time, total / segment_time, total / raw_time
 
 
 # -- part 2: enrollment --------------------------------------------------------------------------
@@ -325,35 +367,42 @@ async def main(args: argparse.Namespace) -> None:
         data_converter=engine.temporal.DATA_CONVERTER,
     )
     address = temporal.client.service_client.config.target_host
-    results: list[tuple[str, float, float]] = []
+    results: list[tuple[str, float, float, float]] = []
     try:
         for db in databases:
             try:
-                api, raw = await bench_events(db, address, args.events, args.rounds, args.clients)
+                api, segment, raw = await bench_events(
+                    db, address, args.events, args.rounds, args.clients
+                )
             finally:
                 if db.schema:
                     async with Store.from_url(db.url) as admin, admin.engine.begin() as conn:
                         await conn.execute(text(f'DROP SCHEMA IF EXISTS "{db.schema}" CASCADE'))
-            results.append((db.name, api, raw))
+            results.append((db.name, api, segment, raw))
             print(f"  {db.name}: done", flush=True)
     finally:
         await temporal.shutdown()
         await asyncio.sleep(0.05)
 
-    print(
-        f"enrollment: {args.people:,} people per side, concurrency {args.concurrency}, "
-        f"{args.enroll_rounds} alternating rounds",
-        flush=True,
-    )
-    began = time.perf_counter()
-    enroll, starts = await bench_enroll(args.people, args.enroll_rounds, args.concurrency, home)
-    took = time.perf_counter() - began
+    if args.people:
+        print(
+            f"enrollment: {args.people:,} people per side, concurrency {args.concurrency}, "
+            f"{args.enroll_rounds} alternating rounds",
+            flush=True,
+        )
+        began = time.perf_counter()
+        enroll, starts = await bench_enroll(args.people, args.enroll_rounds, args.concurrency, home)
+        took = time.perf_counter() - began
 
     print()
     print(f"{'':<34}{'engine':>12}{'raw':>12}{'ratio':>8}   aim")
-    for name, api, raw in results:
+    for name, api, segment, raw in results:
         label = f"events/s, {name}"
         print(f"{label:<34}{api:>12,.0f}{raw:>12,.0f}{api / raw:>7.2f}x   >= 0.5x")
+        label = f"events/s, {name}, Segment /v1/batch"
+        print(f"{label:<34}{segment:>12,.0f}{raw:>12,.0f}{segment / raw:>7.2f}x   >= 0.5x")
+    if not args.people:
+        return
     label = "people enrolled/s (start_workflow)"
     print(f"{label:<34}{enroll:>12,.0f}{starts:>12,.0f}{enroll / starts:>7.2f}x   >= 0.8x")
     print(f"(enrollment part took {took:.0f}s)")

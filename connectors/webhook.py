@@ -4,12 +4,19 @@ Request body (UTF-8 JSON)::
 
     {"send_key": ..., "channel": ..., "to": ..., "content": {...}, "metadata": {...}}
 
-Headers:
+Headers, signed per the Standard Webhooks specification (https://www.standardwebhooks.com), so
+a receiver verifies with an existing library (``standardwebhooks`` for Python, ``svix``...):
 
-- ``Idempotency-Key: <send_key>``: the same key is the same message; a receiver must not act
-  twice on it (the engine resends after a timeout).
-- ``X-Journey-Timestamp: <unix seconds>``
-- ``X-Journey-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>``
+- ``webhook-id: <send_key>``: the same id is the same message, also on a retry; a receiver must
+  not act twice on it (the engine resends after a timeout). ``Idempotency-Key`` says the same.
+- ``webhook-timestamp: <unix seconds>``
+- ``webhook-signature: v1,<base64 HMAC-SHA256(key, "<webhook-id>.<timestamp>.<raw body>")>``.
+  The key: a secret in the specification's format, ``whsec_<base64>``, is its base64-decoded
+  bytes (``Webhook("whsec_...")`` verifies); any other secret is its UTF-8 bytes (verify with
+  ``Webhook(secret.encode())``).
+- ``X-Journey-Timestamp`` / ``X-Journey-Signature: sha256=<hex HMAC-SHA256(secret,
+  "<timestamp>.<raw body>")>``: the engine's earlier scheme, still sent for receivers built on
+  it (:func:`verify_signature`); new receivers should use the standard headers.
 
 A journey's send step may name its own target (``webhook: {url, secret_env}``), which reaches the
 connector as the message's ``webhook_url`` / ``webhook_secret_env`` options; ``JOURNEY_WEBHOOK_URL``
@@ -22,6 +29,8 @@ the receipt's provider id; any other status is mapped by :func:`connectors.base.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -48,6 +57,10 @@ log = structlog.get_logger(__name__)
 SIGNATURE_HEADER = "X-Journey-Signature"
 TIMESTAMP_HEADER = "X-Journey-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+WEBHOOK_ID_HEADER = "webhook-id"
+WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
+STANDARD_SECRET_PREFIX = "whsec_"
 
 
 def _as_bytes(value: str | bytes) -> bytes:
@@ -58,6 +71,29 @@ def sign(secret: str | bytes, timestamp: int | str, body: str | bytes) -> str:
     """The ``X-Journey-Signature`` header value for a body sent at ``timestamp``."""
     signed = f"{timestamp}.".encode() + _as_bytes(body)
     return "sha256=" + hmac.new(_as_bytes(secret), signed, hashlib.sha256).hexdigest()
+
+
+def standard_key(secret: str | bytes) -> bytes:
+    """The Standard Webhooks signing key of ``secret``: the base64-decoded part of a
+    ``whsec_...`` secret, else the secret's UTF-8 bytes. ``ValueError`` for a ``whsec_`` secret
+    that is not base64."""
+    raw = _as_bytes(secret)
+    prefix = STANDARD_SECRET_PREFIX.encode()
+    if not raw.startswith(prefix):
+        return raw
+    try:
+        key = base64.b64decode(raw[len(prefix) :], validate=True)
+    except binascii.Error:
+        raise ValueError("a whsec_ webhook secret must be base64 after the prefix") from None
+    if not key:
+        raise ValueError("a whsec_ webhook secret must not be empty after the prefix")
+    return key
+
+
+def standard_signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header value (Standard Webhooks, version 1)."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
 def verify_signature(
@@ -109,6 +145,10 @@ class WebhookConnector:
             raise ConnectorConfigError("webhook url must be an absolute http(s) URL")
         if not secret:
             raise ConnectorConfigError("webhook secret must not be empty")
+        try:
+            standard_key(secret)
+        except ValueError as exc:
+            raise ConnectorConfigError(str(exc)) from None
         self._url = parsed
         self._secret = secret.encode("utf-8")
         self._client = client
@@ -129,8 +169,15 @@ class WebhookConnector:
             separators=(",", ":"),
         ).encode("utf-8")
         timestamp = int(self._clock())
+        try:
+            key = standard_key(secret)
+        except ValueError as exc:  # a step's own secret variable, read at send time
+            raise PermanentSendError(str(exc), code="bad_secret") from None
         headers = {
             "Content-Type": "application/json; charset=utf-8",
+            WEBHOOK_ID_HEADER: message.send_key,
+            WEBHOOK_TIMESTAMP_HEADER: str(timestamp),
+            WEBHOOK_SIGNATURE_HEADER: standard_signature(key, message.send_key, timestamp, body),
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: sign(secret, timestamp, body),
             IDEMPOTENCY_HEADER: message.send_key,

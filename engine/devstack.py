@@ -48,7 +48,8 @@ async def run_dev(
             router,
             keys,
             allow_anonymous=not keys,
-            unsubscribe_secret=settings.resolved_unsubscribe_secret(),
+            unsubscribe_secret=settings.resolved_unsubscribe_secrets(),
+            default_region=settings.default_region,
         )
         async with journey_worker(settings, client, store) as worker, worker:
             api = asyncio.create_task(serve_api(app, "127.0.0.1", api_port, stop))

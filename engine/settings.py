@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
+import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
@@ -51,9 +52,29 @@ class Settings(LogSettings):
         "http://127.0.0.1:8000", description="where people reach the API (unsubscribe links)"
     )
     unsubscribe_secret: SecretStr | None = None
+    unsubscribe_previous_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="secrets that signed links already sent: still accepted (rotation)",
+    )
+    default_region: str = Field(
+        "CN", description="ISO 3166 region where phone numbers without a country code are read"
+    )
     time_scale: float = Field(
         1.0, gt=0, description="divides every wait; >1 only for demos and rehearsals"
     )
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r}: an ISO 3166 code such as CN, US, GB")
+        return value.upper()
+
+    def resolved_unsubscribe_secrets(self) -> list[str]:
+        """The secret that signs unsubscribe links, then those still accepted
+        (JOURNEY_UNSUBSCRIBE_PREVIOUS_SECRETS, a JSON list)."""
+        previous = [s.get_secret_value() for s in self.unsubscribe_previous_secrets]
+        return [self.resolved_unsubscribe_secret(), *previous]
 
     def resolved_unsubscribe_secret(self) -> str:
         """JOURNEY_UNSUBSCRIBE_SECRET, or (embedded stack) a random one kept under ``home``."""

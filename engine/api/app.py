@@ -5,7 +5,9 @@ composition roots, ``journey api`` and the embedded stack, build them from ``Set
 
 Routes: ``GET /healthz``; ``POST /v1/events``; ``POST /v1/profiles``; ``POST /v1/identify`` and
 ``PUT /v1/profiles/{id}/subscriptions/{channel}`` (``engine.api.people``);
-``POST /v1/journeys/{id}/trigger`` (``engine.api.journeys``); ``/u/{token}`` unsubscribe links.
+``POST /v1/journeys/{id}/trigger`` (``engine.api.journeys``); ``/u/{token}`` unsubscribe links;
+the Segment tracking API, ``/v1/batch``, ``/v1/track``... (``engine.api.segment``, whose errors
+are Segment's: 400 with ``code`` and ``message``).
 
 Every request is all-or-nothing at validation: if any item is invalid the response is 422 with
 each bad item's index and reason, and nothing is written. Responses:
@@ -49,10 +51,13 @@ from engine.api.models import (
     ProfileBatchResult,
 )
 from engine.api.people import people_router
+from engine.api.segment import segment_router
 from engine.api.unsubscribe import unsubscribe_router
 from engine.domain import Event, Profile
+from engine.identity import DEFAULT_REGION
 from engine.services.events import DeliveryIncomplete, EventRouter
 from engine.store import RecordedEvent, Store
+from engine.unsubscribe import Secrets
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +91,8 @@ def create_app(
     *,
     allow_anonymous: bool = False,
     clock: Callable[[], datetime] = _utcnow,
-    unsubscribe_secret: str | None = None,
+    unsubscribe_secret: Secrets | None = None,
+    default_region: str = DEFAULT_REGION,
 ) -> FastAPI:
     """The API over ``store`` and ``router``; OpenAPI at ``/docs``.
 
@@ -94,7 +100,9 @@ def create_app(
     none, ``ApiConfigError`` is raised unless ``allow_anonymous=True`` says on purpose that
     anyone who can reach the port may write (the embedded dev stack on localhost). ``clock``
     gives the receive time (default occurred_at, and the router's ``now``). With
-    ``unsubscribe_secret``, the one-click unsubscribe links (``/u/{token}``) are served.
+    ``unsubscribe_secret`` (one secret, or several: the first signs, all verify), the one-click
+    unsubscribe links (``/u/{token}``) are served.
+    ``default_region``: where identify reads phone numbers written without a country code.
     """
     keys = list(api_keys)
     if any(not key.strip() for key in keys):
@@ -219,6 +227,7 @@ def create_app(
         return ProfileBatchResult(received=len(profiles), upserted=upserted)
 
     app.include_router(people_router(store, clock, auth, _ERRORS))
+    app.include_router(segment_router(store, router, clock, keys, auth, _ERRORS, default_region))
     app.include_router(journeys_router(store, router.enroller, clock, auth, _ERRORS))
     if unsubscribe_secret:
         app.include_router(unsubscribe_router(store, unsubscribe_secret, clock))

@@ -1,13 +1,19 @@
-"""Bearer API keys, checked before a request body is read.
+"""API keys, checked before a request body is read: ``Authorization: Bearer <key>``, or HTTP
+Basic with the key as the user name and an empty password (how Segment's SDKs send a write key).
 
 An ASGI middleware rather than a FastAPI dependency: FastAPI parses (and reports errors in) the
 body before it runs dependencies, so an unauthenticated client could otherwise make the server
 parse megabytes of JSON and learn about the schema. Every path is protected except the few that
-are public by design (default deny).
+are public by design (default deny). The Segment routes may instead carry the key in the body
+(``writeKey``): a request to one of ``BODY_KEY_PATHS`` without an ``Authorization`` header goes
+on unauthenticated (``authenticated`` says so) and the route checks the body's key, reading at
+most the Segment size limit.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import ipaddress
 from collections.abc import Iterable, Sequence
@@ -19,6 +25,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 PUBLIC_PREFIXES = ("/u/",)
 """Unsubscribe links: the signed token in the path is the credential."""
+BODY_KEY_PATHS = frozenset(
+    {"/v1/batch", "/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/alias", "/v1/group"}
+)
+"""Segment routes, which also accept the key as ``writeKey`` in the body."""
+_AUTHENTICATED = "journey_api_key_checked"
+
+
+def authenticated(scope: Scope) -> bool:
+    """Whether the middleware checked an API key for this request."""
+    return bool(scope.get(_AUTHENTICATED))
 
 
 MIN_EXPOSED_KEY = 16
@@ -92,17 +108,43 @@ class BearerKeyMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
-        matched = matched_key(token.strip(), self._keys) if token.strip() else None
-        if scheme.lower() != "bearer" or not token.strip():
-            detail = "missing API key: send the header Authorization: Bearer <key>"
-        elif matched is None:
+        header = Headers(scope=scope).get("authorization")
+        if header is None and scope["path"] in BODY_KEY_PATHS:
+            await self.app(scope, receive, send)  # the route checks the body's writeKey
+            return
+        scheme, _, token = (header or "").partition(" ")
+        key = _presented_key(scheme.lower(), token.strip())
+        if key is None:
+            detail = (
+                "missing API key: send the header Authorization: Bearer <key> "
+                "(or Basic auth with the key as user name)"
+            )
+        elif (matched := matched_key(key, self._keys)) is None:
             detail = "invalid API key"
         else:
+            scope[_AUTHENTICATED] = True
             scope.setdefault("state", {})[API_KEY_NAME] = key_name(matched)
             await self.app(scope, receive, send)
             return
         response = JSONResponse(
-            {"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            {"detail": detail, "code": "unauthorized", "message": detail},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
         )
         await response(scope, receive, send)
+
+
+def _presented_key(scheme: str, token: str) -> str | None:
+    """The key in a Bearer or Basic credential (Basic: the user name; the password is not
+    used), as latin-1 text like Starlette's headers; None when there is none."""
+    if not token:
+        return None
+    if scheme == "bearer":
+        return token
+    if scheme != "basic":
+        return None
+    try:
+        user, _, _password = base64.b64decode(token, validate=True).partition(b":")
+    except (binascii.Error, ValueError):
+        return None
+    return user.decode("latin-1") or None

@@ -18,24 +18,36 @@ from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 
 
+class BadJson(ValueError):
+    """A body that is not UTF-8 JSON; the message says where it went wrong."""
+
+
+def read_json(body: bytes) -> Any:
+    """``body`` as JSON, read as UTF-8 and nothing else. Raises BadJson naming the first byte
+    that is not UTF-8, or the line and column where the JSON stops parsing."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadJson(
+            f"the body is not UTF-8: byte {exc.start} (0x{body[exc.start]:02x}) "
+            "cannot start or continue a character; send JSON encoded as UTF-8"
+        ) from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise BadJson("malformed JSON: nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise BadJson(malformed_json(text, exc.pos, exc.msg)) from None
+
+
 class _Utf8JsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()  # a body over the size limit raises here: 413 upstream
             try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise HTTPException(
-                    400,
-                    detail=(
-                        f"the body is not UTF-8: byte {exc.start} (0x{body[exc.start]:02x}) "
-                        "cannot start or continue a character; send JSON encoded as UTF-8"
-                    ),
-                ) from None
-            try:
-                self._json = json.loads(text)
-            except RecursionError:
-                raise HTTPException(400, detail="malformed JSON: nested too deeply") from None
+                self._json = read_json(body)
+            except BadJson as exc:
+                raise HTTPException(400, detail=str(exc)) from None
         return self._json
 
 

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.identity import MAX_IDENTITY_VALUE, IdentityType, identity
+from engine.identity import DEFAULT_REGION, MAX_IDENTITY_VALUE, IdentityType, identity
 from engine.services.enroll import Outcome
 
 MAX_BATCH = 1000
@@ -260,9 +260,10 @@ Locale = Annotated[str, StringConstraints(pattern=_LOCALE, max_length=35)]
 
 
 class IdentityIn(BaseModel):
-    """One identity; the value is normalised (emails lower-cased, phones to E.164) before it is
-    matched. Types: ``email``, ``phone``, ``wecom_external_id``, ``app_user_id``,
-    ``store_member_no``, ``wechat_unionid``, ``miniprogram_openid``."""
+    """One identity; the value is normalised (emails lower-cased, phones to E.164, national
+    numbers read in the API's default region) before it is matched. Types: ``email``,
+    ``phone``, ``wecom_external_id``, ``app_user_id``, ``store_member_no``, ``wechat_unionid``,
+    ``miniprogram_openid``."""
 
     model_config = _FROZEN
 
@@ -275,7 +276,15 @@ class IdentityIn(BaseModel):
         type_ = info.data.get("type")
         if type_ is None:  # the type is invalid and reported on its own
             return value
-        return identity(type_, value).value
+        return identity(type_, value, region_of(info)).value
+
+
+def region_of(info: ValidationInfo) -> str:
+    """The region national phone numbers are read in: ``{"region": ...}`` in the validation
+    context (the API passes its setting), else ``DEFAULT_REGION``."""
+    context = info.context
+    region = context.get("region") if isinstance(context, dict) else None
+    return region if isinstance(region, str) else DEFAULT_REGION
 
 
 class IdentifyIn(BaseModel):

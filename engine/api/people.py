@@ -1,4 +1,5 @@
-"""People routes: ``POST /v1/identify`` (OneID) and
+"""People: ``identify_person`` (OneID, served at ``POST /v1/identify`` by ``engine.api.segment``,
+which shares the path with Segment's identify) and the route
 ``PUT /v1/profiles/{id}/subscriptions/{channel}`` (consent)."""
 
 from __future__ import annotations
@@ -40,35 +41,6 @@ def people_router(
         dependencies=list(dependencies), responses=errors, route_class=StrictJsonRoute
     )
 
-    @router.post("/v1/identify", response_model=IdentifyOut)
-    async def identify(body: IdentifyIn) -> IdentifyOut | JSONResponse:
-        """Find or create the person known by these identities (and ``profile_id``); when they
-        belong to several profiles, merge them into one. Events, enrollments, deliveries,
-        consent and identities of the merged profiles move to the survivor, and their ids keep
-        working (they resolve to it). One transaction: on any failure nothing is written."""
-        try:
-            result = await store.identify(
-                [Identity(i.type, i.value) for i in body.identities],
-                profile_id=body.profile_id,
-                attributes=body.attributes,
-                add_tags=body.tags,
-                timezone=body.timezone,
-                locale=body.locale,
-                at=clock(),
-            )
-        except (SQLAlchemyError, OSError) as exc:
-            return _store_failed("identify_failed", exc)
-        log.info(
-            "identified",
-            profile_id=result.profile_id,
-            created=result.created,
-            merged=len(result.merged),
-            identities=len(body.identities),
-        )
-        return IdentifyOut(
-            profile_id=result.profile_id, created=result.created, merged=list(result.merged)
-        )
-
     @router.put(
         "/v1/profiles/{profile_id}/subscriptions/{channel}",
         response_model=SubscriptionOut,
@@ -100,6 +72,37 @@ def people_router(
         )
 
     return router
+
+
+async def identify_person(
+    store: Store, clock: Callable[[], datetime], body: IdentifyIn
+) -> IdentifyOut | JSONResponse:
+    """Find or create the person known by these identities (and ``profile_id``); when they
+    belong to several profiles, merge them into one. Events, enrollments, deliveries, consent
+    and identities of the merged profiles move to the survivor, and their ids keep working (they
+    resolve to it). One transaction: on any failure nothing is written."""
+    try:
+        result = await store.identify(
+            [Identity(i.type, i.value) for i in body.identities],
+            profile_id=body.profile_id,
+            attributes=body.attributes,
+            add_tags=body.tags,
+            timezone=body.timezone,
+            locale=body.locale,
+            at=clock(),
+        )
+    except (SQLAlchemyError, OSError) as exc:
+        return _store_failed("identify_failed", exc)
+    log.info(
+        "identified",
+        profile_id=result.profile_id,
+        created=result.created,
+        merged=len(result.merged),
+        identities=len(body.identities),
+    )
+    return IdentifyOut(
+        profile_id=result.profile_id, created=result.created, merged=list(result.merged)
+    )
 
 
 def _store_failed(event: str, exc: Exception) -> JSONResponse:

@@ -99,21 +99,23 @@ def identify_command(
     """Find or create the person known by these identities; merge the profiles they belong to.
 
     The same as ``POST /v1/identify``: one transaction, identities normalised (emails lower-cased,
-    Chinese mobiles as +86...), the oldest profile surviving a merge.
+    phones to E.164, national numbers read in JOURNEY_DEFAULT_REGION), the oldest profile
+    surviving a merge.
     """
     from engine.identity import InvalidIdentity, identity
 
+    settings = Settings()
     wanted = []
     for number, (kind, value) in enumerate(_pairs(identities, "an identity"), start=1):
         try:
-            wanted.append(identity(kind, value))
+            wanted.append(identity(kind, value, settings.default_region))
         except InvalidIdentity as exc:
             # The message never repeats the value: it may be personal data.
             typer.echo(f"identity {number} ({kind}): {exc}", err=True)
             raise typer.Exit(1) from None
 
     async def go() -> None:
-        async with open_store(Settings()) as store:
+        async with open_store(settings) as store:
             result = await store.identify(
                 wanted,
                 profile_id=profile,

@@ -163,7 +163,11 @@ def api(
         try:
             async with _enroller(settings) as (store, _, router):
                 app_ = create_app(
-                    store, router, keys, unsubscribe_secret=settings.resolved_unsubscribe_secret()
+                    store,
+                    router,
+                    keys,
+                    unsubscribe_secret=settings.resolved_unsubscribe_secrets(),
+                    default_region=settings.default_region,
                 )
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()

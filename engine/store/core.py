@@ -18,19 +18,17 @@ from typing import Self
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.schema import Table
 
 from engine.store.connect import create_engine
 from engine.store.migrate import upgrade
+from engine.store.retry import retrying, sqlite_locked
 from engine.store.tables import merges
 
 # Keeps IN (...) lists and multi-row statements well under SQLite's and PostgreSQL's bind limits.
 CHUNK = 1000
 _MIGRATE_ATTEMPTS = 6
-# A transaction that lost a race (unique key, PostgreSQL deadlock) is run again this many times.
-ATTEMPTS = 5
 
 
 def utcnow() -> datetime:
@@ -134,17 +132,14 @@ class StoreCore:
         safe for several processes to run at once."""
         if self.dialect == "sqlite":
             await _ensure_sqlite_dir(self._engine.url)
-        for attempt in range(1, _MIGRATE_ATTEMPTS + 1):
-            try:
+        # Another process may hold SQLite's write lock past the busy timeout (it is migrating);
+        # the upgrade is idempotent, so wait and run it again.
+        async for attempt in retrying(
+            _MIGRATE_ATTEMPTS, when=sqlite_locked, first_wait=0.25, max_wait=2.0
+        ):
+            with attempt:
                 async with self._engine.begin() as conn:
                     await conn.run_sync(upgrade, schema=self._schema)
-                return
-            except OperationalError as exc:
-                # Another process held SQLite's write lock past the busy timeout (it was
-                # migrating); the upgrade is idempotent, so wait and run it again.
-                if "database is locked" not in str(exc) or attempt == _MIGRATE_ATTEMPTS:
-                    raise
-                await asyncio.sleep(0.5 * attempt)
 
     # -- helpers -----------------------------------------------------------------------------
 

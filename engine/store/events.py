@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.domain import Event
 from engine.store import locks, oneid, records
 from engine.store.columns import require_aware
-from engine.store.core import ATTEMPTS, CHUNK, StoreCore, chunks
+from engine.store.core import CHUNK, StoreCore, chunks
 from engine.store.filters import among
+from engine.store.retry import retrying
 from engine.store.tables import events
 
 
@@ -48,8 +48,8 @@ class EventStore(StoreCore):
         people = {event.profile_id for event in events_}
         event_ids = list(dict.fromkeys(event.event_id for event in events_))
         stmt = self._insert(events).on_conflict_do_nothing(index_elements=[events.c.event_id])
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
+        async for attempt in retrying():
+            with attempt:
                 async with self._transaction() as conn:
                     await locks.writing(conn, "events")
                     survivors = await oneid.resolve(conn, people)
@@ -80,9 +80,6 @@ class EventStore(StoreCore):
                             late = [i for i in rows if i not in inserted]
                             stored |= await _stored_events(conn, late)
                 break
-            except DBAPIError as exc:
-                if attempt == ATTEMPTS or not locks.retryable(exc):
-                    raise
         results: list[records.RecordedEvent] = []
         first: dict[str, Event] = {}
         for event in events_:

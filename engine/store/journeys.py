@@ -8,18 +8,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.domain import Enrollment, EnrollmentStatus, JourneyVersion
 from engine.store import locks, records
 from engine.store.columns import require_aware
-from engine.store.core import ATTEMPTS, CHUNK, StoreCore, chunks
+from engine.store.core import CHUNK, StoreCore, chunks
 from engine.store.errors import EnrollmentNotFound, VersionNotFound
 from engine.store.filters import among
+from engine.store.retry import retrying
 from engine.store.tables import enrollments, journey_versions
 
-_DEPLOY_ATTEMPTS = 5
 # Namespace of the per-journey advisory locks taken by deploy_version on PostgreSQL.
 _PG_DEPLOY_LOCK = 0x4A56  # "JV"
 
@@ -42,8 +41,8 @@ class JourneyStore(StoreCore):
         when the content is new, ``(existing version, False)`` when this exact content was
         deployed before. Concurrent deploys never share a number (the primary key refuses the
         loser, which retries)."""
-        for attempt in range(1, _DEPLOY_ATTEMPTS + 1):
-            try:
+        async for attempt in retrying():
+            with attempt:
                 async with self._transaction() as conn:
                     await _lock_journey(conn, journey_id)
                     existing = (
@@ -77,9 +76,6 @@ class JourneyStore(StoreCore):
                     )
                     row = (await conn.execute(_version_query(journey_id, version))).one()
                     return records.journey_version(row), True
-            except IntegrityError:
-                if attempt == _DEPLOY_ATTEMPTS:
-                    raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get_version(self, journey_id: str, version: int) -> JourneyVersion:
@@ -154,8 +150,8 @@ class JourneyStore(StoreCore):
         if not ids:
             return {}
         require_aware(entered_at)
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
+        async for attempt in retrying():
+            with attempt:
                 async with self._transaction() as conn:
                     await locks.lock_keys(
                         conn, locks.ENROLLMENT, [f"{journey_id}\x1f{pid}" for pid in ids]
@@ -178,9 +174,6 @@ class JourneyStore(StoreCore):
                     for start in range(0, len(rows), CHUNK):
                         await conn.execute(enrollments.insert(), rows[start : start + CHUNK])
                 return claims
-            except DBAPIError as exc:
-                if attempt == ATTEMPTS or not locks.retryable(exc):
-                    raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def delete_enrollments(self, enrollment_ids: Iterable[str]) -> None:

@@ -3,7 +3,7 @@ journey, an identity nobody owns yet), and the table locks that keep merges and 
 
 PostgreSQL: advisory locks held until the transaction ends, each statement taking its keys in a
 fixed order. A transaction that takes locks in several statements can still deadlock with
-another; PostgreSQL then aborts one of them, and the store retries it (:func:`retryable`).
+another; PostgreSQL then aborts one of them, and the store retries it (``engine.store.retry``).
 SQLite: ``BEGIN IMMEDIATE`` takes the database write lock, which serialises every writer anyway;
 call :func:`lock_keys` with ``first=True`` before any other statement of the transaction.
 """
@@ -14,7 +14,6 @@ from collections.abc import Iterable
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Text
 
@@ -37,9 +36,6 @@ _LOCK = text(f"SELECT count(pg_advisory_xact_lock(:namespace, k)) FROM {_ORDERED
 _LOCK_SHARED = text(
     f"SELECT count(pg_advisory_xact_lock_shared(:namespace, k)) FROM {_ORDERED}"
 ).bindparams(bindparam("keys", type_=ARRAY(Text())))
-
-# deadlock_detected, serialization_failure: the transaction did nothing and may run again.
-_RETRYABLE_PGCODES = frozenset({"40P01", "40001"})
 
 
 async def lock_keys(
@@ -87,11 +83,3 @@ async def merging(conn: AsyncConnection, *tables: str) -> None:
     its write lock). Merges are rare and short; ingestion pauses for their milliseconds."""
     if conn.dialect.name == "postgresql":
         await conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
-
-
-def retryable(exc: DBAPIError) -> bool:
-    """A unique-key race lost, or a PostgreSQL deadlock / serialisation failure: the
-    transaction was rolled back whole and running it again is safe."""
-    if isinstance(exc, IntegrityError):
-        return True
-    return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_PGCODES

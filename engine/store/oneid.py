@@ -17,6 +17,9 @@ The merge rule (the survivor is the profile every merged id resolves to from the
 
 A profile id that has no profile row yet (events sent before the person was identified) may be
 named; it takes part as an empty profile: its events move, and it resolves to the survivor.
+
+``merge_ids`` (the Segment API's anonymous id and alias) overrides the survivor rule: the named
+``profile_id`` (or the profile it already resolves to) survives and those ids merge into it.
 """
 
 from __future__ import annotations
@@ -72,24 +75,24 @@ async def identify(
     timezone: str | None,
     locale: str | None,
     at: datetime,
+    merge_ids: Sequence[str] = (),
 ) -> IdentifyResult:
     """The whole identify, on ``conn`` inside its transaction (the caller commits or rolls
     back, so a failure half-way writes nothing)."""
+    given = ([profile_id] if profile_id is not None else []) + list(merge_ids)
     await locks.lock_keys(
         conn,
         locks.IDENTITY,
-        [f"{i.type}\x1f{i.value}" for i in wanted]
-        + ([profile_key(profile_id)] if profile_id is not None else []),
+        [f"{i.type}\x1f{i.value}" for i in wanted] + [profile_key(p) for p in given],
     )
     # Lock every profile involved, then look again: a concurrent identify may have merged one
     # of them away before we held its lock. Locks only accumulate, so this ends.
-    locked: set[str] = {profile_id} if profile_id is not None else set()
+    locked: set[str] = set(given)
     while True:
-        named = profile_id
-        if named is not None:
-            named = (await resolve(conn, [named])).get(named, named)
+        survivors = await resolve(conn, given)
+        named = None if profile_id is None else survivors.get(profile_id, profile_id)
         owned = await _owners(conn, wanted)
-        involved = set(owned.values()) | ({named} if named is not None else set())
+        involved = set(owned.values()) | {survivors.get(p, p) for p in given}
         if involved <= locked:
             break
         await locks.lock_keys(
@@ -112,13 +115,15 @@ async def identify(
         else []
     )
 
-    created = not existing
-    if existing:
+    if merge_ids and named is not None:
+        survivor = named
+    elif existing:
         survivor = existing[0].id
     elif named is not None:
         survivor = named
     else:
         survivor = uuid.uuid4().hex
+    created = all(row.id != survivor for row in existing)
     losers = sorted(involved - {survivor})
 
     # Attributes: oldest update first, so the most recent one wins each key.
@@ -133,7 +138,7 @@ async def identify(
         else:
             merged_attributes[key] = value
     tags.update(add_tags)
-    base = existing[0] if existing else None
+    base = next((row for row in existing if row.id == survivor), existing[0] if existing else None)
     values = {
         "attributes": merged_attributes,
         "tags": sorted(tags),

@@ -7,15 +7,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import DBAPIError
 
 from engine.domain import Profile, Subscription, SubscriptionStatus
 from engine.identity import IdentifyResult, Identity
 from engine.store import locks, oneid, records
 from engine.store.columns import require_aware
-from engine.store.core import ATTEMPTS, CHUNK, StoreCore, chunks, survivor_of
+from engine.store.core import CHUNK, StoreCore, chunks, survivor_of
 from engine.store.errors import ProfileNotFound
 from engine.store.filters import among
+from engine.store.retry import retrying
 from engine.store.tables import PROFILE_ID_MAX, identities, merges, profiles, subscriptions
 
 
@@ -182,6 +182,7 @@ class PeopleStore(StoreCore):
         timezone: str | None = None,
         locale: str | None = None,
         at: datetime | None = None,
+        merge_ids: Sequence[str] = (),
     ) -> IdentifyResult:
         """Find or create the person known by ``identities_`` (normalised: build them with
         ``engine.identity.identity``) and, optionally, by ``profile_id``; merge every profile
@@ -191,17 +192,22 @@ class PeopleStore(StoreCore):
         One transaction: a failure half-way writes nothing. The merge rule is in
         ``engine.store.oneid``. ``profile_id`` may name a profile that does not exist yet (it is
         created with that id, or merged as an empty profile). ``at`` stamps the profile and the
-        merge records (default: the store's clock). Raises ``ValueError`` when there is neither
-        an identity nor a profile id, or a profile id is too long.
+        merge records (default: the store's clock). ``merge_ids``: profile ids merged into
+        ``profile_id``, which survives whatever its age (an anonymous visitor who signs in).
+        Raises ``ValueError`` when there is neither an identity nor a profile id, or a profile
+        id is too long.
         """
         wanted = sorted(set(identities_))
         if not wanted and profile_id is None:
             raise ValueError("identify needs at least one identity or a profile id")
-        if profile_id is not None and len(profile_id) > PROFILE_ID_MAX:
-            raise ValueError(f"profile id longer than {PROFILE_ID_MAX}: {profile_id[:40]!r}...")
+        if merge_ids and profile_id is None:
+            raise ValueError("merge_ids need the profile_id they merge into")
+        for given in (profile_id, *merge_ids):
+            if given is not None and len(given) > PROFILE_ID_MAX:
+                raise ValueError(f"profile id longer than {PROFILE_ID_MAX}: {given[:40]!r}...")
         when = self._clock() if at is None else require_aware(at)
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
+        async for attempt in retrying():
+            with attempt:
                 async with self._transaction() as conn:
                     return await oneid.identify(
                         conn,
@@ -212,10 +218,8 @@ class PeopleStore(StoreCore):
                         timezone=timezone,
                         locale=locale,
                         at=when,
+                        merge_ids=merge_ids,
                     )
-            except DBAPIError as exc:
-                if attempt == ATTEMPTS or not locks.retryable(exc):
-                    raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def identities_of(self, profile_id: str) -> list[Identity]:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+import httpx
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
-from tests.api.conftest import Api
+from engine.api import create_app
+from engine.identity import Identity
+from tests.api.conftest import KEYS, Api, serving
+from tests.harness import running_worker, sqlite_store
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -133,7 +139,7 @@ async def test_a_known_profile_id_is_created_with_the_given_id(api: Api) -> None
         ({"identities": []}, "give at least one identity or a profile_id"),
         ({"identities": [{"type": "fax", "value": "1"}]}, "Input should be 'email'"),
         ({"identities": [{"type": "email", "value": "nope"}]}, "not an email address"),
-        ({"identities": [{"type": "phone", "value": "555-0100"}]}, "E.164"),
+        ({"identities": [{"type": "phone", "value": "555-0100"}]}, "not a valid phone number"),
         ({"identities": [{"type": "phone"}]}, "Field required"),
         ({"identities": [{"type": "email", "value": 42}]}, "valid string"),
         ({"identities": [{"type": "app_user_id", "value": "x" * 10_000}]}, "at most 320"),
@@ -153,3 +159,49 @@ async def test_bad_identify_requests_are_422_with_a_precise_message(
     assert response.status_code == 422, response.text
     assert phrase in response.text
     assert await api.store.count_profiles() == 0
+
+
+async def test_an_invalid_phone_names_the_item_and_field(api: Api) -> None:
+    response = await api.client.post(
+        "/v1/identify",
+        json={
+            "identities": [
+                {"type": "email", "value": "a@example.com"},
+                {"type": "phone", "value": "12345"},
+            ]
+        },
+    )
+    assert response.status_code == 422, response.text
+    [bad] = response.json()["invalid_items"]
+    assert bad["index"] == 1 and bad["errors"][0]["field"] == "value"
+    assert "not a valid phone number" in bad["errors"][0]["reason"]
+    assert "12345" not in bad["errors"][0]["reason"]  # personal data is not echoed
+
+
+async def test_national_numbers_are_read_in_the_api_s_default_region(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    store = await sqlite_store(tmp_path)
+    try:
+        async with running_worker(time_skipping_env, store, tmp_path) as harness:
+            app = create_app(store, harness.router, KEYS, default_region="US")
+            async with (
+                serving(app) as url,
+                httpx.AsyncClient(
+                    base_url=url, headers={"Authorization": f"Bearer {KEYS[0]}"}
+                ) as client,
+            ):
+                own = await client.post(
+                    "/v1/identify",
+                    json={"identities": [{"type": "phone", "value": "(415) 555-0100"}]},
+                )
+                segment = await client.post(
+                    "/v1/identify", json={"userId": "u-us", "traits": {"phone": "415.555.0101"}}
+                )
+        assert own.status_code == 200 and segment.status_code == 200, segment.text
+        found = await store.find_profile_id(Identity("phone", "+14155550100"))
+        assert found == own.json()["profile_id"]
+        profile = await store.get_profile("u-us")
+        assert profile is not None and profile.attributes == {"phone": "+14155550101"}
+    finally:
+        await store.aclose()

@@ -56,7 +56,7 @@ def test_identify_creates_finds_and_merges(database: Path) -> None:
 def test_bad_identities_are_one_line_and_write_nothing(database: Path) -> None:
     code, output = identify("email=li@example.com", "phone=12345")
     assert code == 1
-    assert output.startswith("identity 2 (phone): is not a phone number")
+    assert output.startswith("identity 2 (phone): is not a valid phone number")
     assert "12345" not in output  # never echoes personal data
     assert identify("fax=1")[1].startswith("identity 1 (fax): unknown identity type")
     assert identify("email")[1] == "an identity must look like key=value, got 'email'"

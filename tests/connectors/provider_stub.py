@@ -8,9 +8,21 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from standardwebhooks import Webhook, WebhookVerificationError
+
 from connectors.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 
 PROVIDER_SECRET = "provider-test-secret"
+
+
+def standard_valid(secret: str, body: bytes, headers: dict[str, str]) -> bool:
+    """Whether the Standard Webhooks library, as a receiver uses it, accepts the request."""
+    receiver = Webhook(secret if secret.startswith("whsec_") else secret.encode())
+    try:
+        receiver.verify(body, headers, json_parse=False)
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -20,6 +32,8 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: bytes
     signature_valid: bool
+    """Both signatures verify: the Standard Webhooks one (with the ``standardwebhooks``
+    library) and the engine's earlier ``X-Journey-Signature``."""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -45,15 +59,16 @@ class ProviderStub:
     an invalid signature is answered 401 (as a real receiver would).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, secret: str = PROVIDER_SECRET) -> None:
         self.requests: list[ReceivedRequest] = []
+        self.secret = secret
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
         body = await read_body(receive)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        valid = verify_signature(
-            PROVIDER_SECRET,
+        valid = standard_valid(self.secret, body, headers) and verify_signature(
+            self.secret,
             headers.get(TIMESTAMP_HEADER.lower()),
             body,
             headers.get(SIGNATURE_HEADER.lower()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 from typing import TYPE_CHECKING
@@ -10,6 +11,8 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from provider_stub import ProviderStub
+from standardwebhooks import Webhook, WebhookVerificationError
 from structlog.testing import capture_logs
 
 from connectors.base import (
@@ -20,6 +23,7 @@ from connectors.base import (
     RetryableSendError,
 )
 from connectors.webhook import WebhookConnector, sign, verify_signature
+from tests.connectors.conftest import serve
 
 if TYPE_CHECKING:
     from provider_stub import Provider
@@ -252,3 +256,44 @@ def test_a_signature_verifies_only_the_body_time_and_secret_it_was_made_for(
     assert not verify_signature(secret, timestamp, body + tampered, header, now=timestamp)
     assert not verify_signature(secret + "x", timestamp, body, header, now=timestamp)
     assert not verify_signature(secret, timestamp + 1, body, header, now=timestamp)
+
+
+# --- Standard Webhooks ----------------------------------------------------------------------
+
+
+async def test_requests_verify_with_the_standard_webhooks_library(
+    provider: Provider, http_client: httpx.AsyncClient
+) -> None:
+    await connector(provider, http_client).send(message("cart:p1:copy_a:7"))
+    (request,) = provider.requests
+    headers = request.headers
+    assert headers["webhook-id"] == "cart:p1:copy_a:7"
+    assert headers["webhook-signature"].startswith("v1,")
+    # What a receiver writes: the library, the raw body, the headers.
+    payload = Webhook(provider.secret.encode()).verify(request.body, headers)
+    assert payload["send_key"] == "cart:p1:copy_a:7"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(b"another-secret").verify(request.body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(provider.secret.encode()).verify(request.body + b" ", headers)
+
+
+async def test_a_whsec_secret_signs_with_its_decoded_key(http_client: httpx.AsyncClient) -> None:
+    secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+    stub = ProviderStub(secret)
+    with serve(stub) as url:
+        hook = WebhookConnector(url + "/ok", secret, http_client)
+        await hook.send(message())
+        await hook.send(message())  # a resend: the same webhook-id, for the receiver's dedup
+    first, again = stub.requests
+    assert first.signature_valid and again.signature_valid
+    Webhook(secret).verify(first.body, first.headers)
+    assert first.headers["webhook-id"] == again.headers["webhook-id"]
+
+
+@pytest.mark.parametrize("secret", ["whsec_not base64!", "whsec_"])
+async def test_a_malformed_whsec_secret_is_a_config_error(
+    secret: str, http_client: httpx.AsyncClient
+) -> None:
+    with pytest.raises(ConnectorConfigError, match="whsec_"):
+        WebhookConnector("https://x.io/hook", secret, http_client)
