@@ -104,3 +104,25 @@ async def test_a_send_that_got_through_late_stays_sent_and_counted(
 
     assert result.status == "sent"
     assert not (await caps.reserve(touch(late, send_key="another-journey"))).allowed
+
+
+async def test_a_send_whose_attempt_reached_the_provider_is_unknown_and_stays_counted(
+    parts: tuple[JourneyActivities, RedisCapService, Store],
+) -> None:
+    activities, caps, store = parts
+    lost = send("p3")
+    assert (await caps.reserve(touch(lost))).allowed
+    # An at-most-once attempt was on record, then the store stayed down until the deadline.
+    await store.record_delivery(
+        Delivery(lost.send_key, "cart", 1, "p3", "crm", "sms", "t", "marketing", "attempting", AT)
+    )
+
+    result = await ActivityEnvironment().run(
+        activities.give_up_send, GiveUpInput(send=lost, reason="retries_exhausted:X")
+    )
+
+    assert (result.status, result.reason) == ("unknown", "interrupted")
+    stored = await store.get_delivery(lost.send_key)
+    assert stored is not None and stored.status == "unknown"
+    # It may have reached the person: the touch stays counted.
+    assert not (await caps.reserve(touch(lost, send_key="another-journey"))).allowed
