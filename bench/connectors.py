@@ -10,8 +10,13 @@ both. A breakdown then says where an activity's time goes (each store call, the 
 connector), one send at a time (batches of one), measured on the same run. Logs are filtered to
 warnings: the terminal is not what is measured.
 
-The same pair is then measured with the webhook connector posting to a local HTTP receiver in its
-own process: a provider call that costs what a real one costs the sender, without the network.
+The console connector is at-most-once (a file does not drop a repeated line), so its activity
+writes an ``attempting`` claim before the call; the same pair is measured with the console
+declared idempotent, which is the send path without the claim: the difference is the claim's cost.
+
+The same pair is then measured with the webhook connector (idempotent: no claim) posting to a
+local HTTP receiver in its own process: a provider call that costs what a real one costs the
+sender, without the network.
 
     python -m bench.connectors [--sends 2000] [--concurrency 50] [--rounds 3]
 """
@@ -41,8 +46,9 @@ from ruamel.yaml import YAML
 from temporalio.testing import ActivityEnvironment
 
 from bench.child import child_server
-from connectors.base import OutboundMessage
-from connectors.registry import ConnectorRegistry, ConnectorSettings
+from connectors.base import DeliveryReceipt, OutboundMessage
+from connectors.console import ConsoleConnector
+from connectors.registry import BUILTIN_FACTORIES, ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
 from engine.caps.checker import AllowAll
 from engine.domain import Profile
@@ -95,6 +101,22 @@ class Timed:
                 self.calls[f"{self._prefix}.{name}"] += 1
 
         return timed
+
+
+class AsIfIdempotent:
+    """The console connector declared idempotent: its send path without the at-most-once claim."""
+
+    delivery = "idempotent"
+
+    def __init__(self, inner: ConsoleConnector) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
+        return await self.inner.send(message)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -235,21 +257,27 @@ async def main(sends: int, concurrency: int, rounds: int) -> None:
             concurrency,
         )
         now = datetime.now(UTC)
-        for channel in ("sms", "webhook"):
+        for channel in ("sms", "unclaimed", "webhook"):
             await bench.deploy(channel, directory / "templates", now)
         await store.upsert_profiles(bench.people)
 
         async with httpx.AsyncClient() as http, receiver() as url:
-            registry = ConnectorRegistry.from_settings(
+            outbox = directory / "outbox.jsonl"
+            registry = ConnectorRegistry(
                 ConnectorSettings(
-                    console_path=directory / "outbox.jsonl",
+                    console_path=outbox,
                     webhook_url=url,
                     webhook_secret=SecretStr("bench-secret"),
-                    channels={"sms": "console", "webhook": "webhook"},
+                    channels={"sms": "console", "unclaimed": "unclaimed", "webhook": "webhook"},
                 ),
                 http,
+                {
+                    **BUILTIN_FACTORIES,
+                    "unclaimed": lambda settings, client: AsIfIdempotent(ConsoleConnector(outbox)),
+                },
             )
             console = await bench.rates("sms", registry, rounds)
+            unclaimed = await bench.rates("unclaimed", registry, rounds)
             webhook = await bench.rates("webhook", registry, rounds)
             templates = (await store.get_version("bench_sms", bench.versions["sms"])).templates
             sample = min(sends, 300)
@@ -261,6 +289,7 @@ async def main(sends: int, concurrency: int, rounds: int) -> None:
     print(f"{'':34}{'directly':>12}{'activity':>12}{'ratio':>9}")
     for label, (direct, through) in (
         ("console connector (the aim)", console),
+        ("console without the claim", unclaimed),
         ("webhook to a local HTTP receiver", webhook),
     ):
         print(f"{label:<34}{direct:10.0f}/s{through:10.0f}/s{through / direct:8.2f}x")
