@@ -24,14 +24,15 @@ from temporalio.exceptions import ApplicationError
 
 from connectors.base import (
     UNSUBSCRIBE_URL,
-    Connector,
     ConnectorConfigError,
     ConnectorError,
+    DeliveryReceipt,
     OutboundMessage,
     PermanentSendError,
     RetryableSendError,
     delivery_guarantee,
 )
+from connectors.limits import admitted
 from connectors.registry import ConnectorRegistry
 from engine.activities.batching import Coalescer
 from engine.caps.checker import CapChecker, CapRequest, CapStoreUnavailable
@@ -257,11 +258,18 @@ class JourneyActivities:
             options=_options(input),
         )
         at_most_once = delivery_guarantee(connector) == "at_most_once"
-        if at_most_once:
-            claimed = await self._claim(input)
-            if claimed is not None:
-                return claimed
-        return await self._hand_over(input, connector, message, at_most_once)
+        # The claim comes once the connector's rate limit lets the send through: a worker dying
+        # while sends wait for tokens must not leave them all unknown.
+        async with admitted(connector) as provider:
+            if at_most_once:
+                claimed = await self._claim(input)
+                if claimed is not None:
+                    return claimed
+            try:
+                answer: DeliveryReceipt | ConnectorError = await provider.send(message)
+            except ConnectorError as exc:
+                answer = exc  # recorded below, once the provider's slot is free
+        return await self._outcome(input, answer, at_most_once)
 
     async def _claim(self, input: SendInput) -> SendResult | None:
         """Record the attempt before an at-most-once provider call; None when this attempt holds
@@ -282,45 +290,43 @@ class JourneyActivities:
         _logger(input).warning("send_outcome_unknown", channel=input.channel, reason=INTERRUPTED)
         return await self._record(input, "unknown", INTERRUPTED)
 
-    async def _hand_over(
-        self,
-        input: SendInput,
-        connector: Connector,
-        message: OutboundMessage,
-        at_most_once: bool,
+    async def _outcome(
+        self, input: SendInput, answer: DeliveryReceipt | ConnectorError, at_most_once: bool
     ) -> SendResult:
-        """The provider call and its outcome in the delivery log."""
-        try:
-            receipt = await connector.send(message)
-        except RetryableSendError as exc:
-            if at_most_once and exc.outcome_unknown:
+        """The provider's answer in the delivery log (or a retry, for a retryable error)."""
+        if isinstance(answer, DeliveryReceipt):
+            return await self._record(
+                input, "sent", None, provider_message_id=answer.provider_message_id
+            )
+        if isinstance(answer, RetryableSendError):
+            if at_most_once and answer.outcome_unknown:
                 # Keep the reservation: the provider may have taken it.
-                _logger(input).warning("send_outcome_unknown", channel=input.channel, code=exc.code)
-                return await self._record(input, "unknown", f"no_answer:{exc.code or 'error'}")
+                _logger(input).warning(
+                    "send_outcome_unknown", channel=input.channel, code=answer.code
+                )
+                return await self._record(input, "unknown", f"no_answer:{answer.code or 'error'}")
             if at_most_once:
                 # The provider did not take it: the retry may claim and send again.
                 await self._store.release_attempt(input.send_key)
             # Keep the reservation: the retry uses the same send key and must not count twice.
-            _logger(input).warning("send_retry", channel=input.channel, code=exc.code)
+            _logger(input).warning("send_retry", channel=input.channel, code=answer.code)
             raise ApplicationError(
-                f"{input.channel} is temporarily unavailable: {exc}",
+                f"{input.channel} is temporarily unavailable: {answer}",
                 type="RetryableSendError",
                 next_retry_delay=(
-                    timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
+                    timedelta(seconds=answer.retry_after)
+                    if answer.retry_after is not None
+                    else None
                 ),
-            ) from exc
-        except PermanentSendError as exc:
+            ) from answer
+        if isinstance(answer, PermanentSendError):
             await self._caps.release(input.send_key, input.profile_id)
-            _logger(input).warning("send_failed", channel=input.channel, code=exc.code)
-            return await self._record(input, "failed", f"provider:{exc.code or 'refused'}")
-        except ConnectorError as exc:
-            # Neither retryable nor permanent by its own account: retry, the safer side (for an
-            # at-most-once connector the retry finds the claim and logs the send unknown).
-            _logger(input).warning("send_retry", channel=input.channel, error=type(exc).__name__)
-            raise ApplicationError(str(exc), type=type(exc).__name__) from exc
-        return await self._record(
-            input, "sent", None, provider_message_id=receipt.provider_message_id
-        )
+            _logger(input).warning("send_failed", channel=input.channel, code=answer.code)
+            return await self._record(input, "failed", f"provider:{answer.code or 'refused'}")
+        # Neither retryable nor permanent by its own account: retry, the safer side (for an
+        # at-most-once connector the retry finds the claim and logs the send unknown).
+        _logger(input).warning("send_retry", channel=input.channel, error=type(answer).__name__)
+        raise ApplicationError(str(answer), type=type(answer).__name__) from answer
 
     @activity.defn(name="give_up_send")
     async def give_up_send(self, input: GiveUpInput) -> SendResult:

@@ -4,6 +4,7 @@ provider call and is never handed over twice; an idempotent one costs no extra w
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from connectors.base import (
     OutboundMessage,
     RetryableSendError,
 )
-from connectors.registry import ConnectorRegistry, ConnectorSettings
+from connectors.registry import ConnectorRegistry, ConnectorSettings, LimitSettings
 from engine.activities.journey import JourneyActivities
 from engine.caps.checker import CapRequest
 from engine.caps.redis_caps import RedisCapService
@@ -47,6 +48,8 @@ class Probe:
     store: Store
     delivery: DeliveryGuarantee
     errors: list[RetryableSendError] = field(default_factory=list)
+    gate: asyncio.Event | None = None
+    """When given, each call waits for it before answering."""
     name: str = "probe"
     seen: list[str | None] = field(default_factory=list)
     """The send key's delivery status during each call (None: no row)."""
@@ -54,6 +57,8 @@ class Probe:
     async def send(self, message: OutboundMessage) -> DeliveryReceipt:
         row = await self.store.get_delivery(message.send_key)
         self.seen.append(None if row is None else row.status)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.errors:
             raise self.errors.pop(0)
         return DeliveryReceipt(f"probe-{len(self.seen)}", datetime.now(UTC))
@@ -70,21 +75,22 @@ class Parts:
     journey_id: str
     version: int
     profile_id: str
+    """Prefix of the three people's ids."""
 
-    def activities(self, connector: Probe) -> JourneyActivities:
+    def activities(self, connector: Probe, **limits: LimitSettings) -> JourneyActivities:
         registry = ConnectorRegistry(
-            ConnectorSettings(channels={"sms": "probe"}),
+            ConnectorSettings(channels={"sms": "probe"}, limits=limits),
             self.http,
             {"probe": lambda settings, client: connector},
         )
         return JourneyActivities(self.store, self.caps, registry)
 
-    def send(self) -> SendInput:
+    def send(self, person: int = 0) -> SendInput:
         return SendInput(
             send_key=f"{uuid.uuid4().hex}:text:1",
             journey_id=self.journey_id,
             version=self.version,
-            profile_id=self.profile_id,
+            profile_id=f"{self.profile_id}-{person}",
             step_id="text",
             channel="sms",
             template="t",
@@ -124,7 +130,9 @@ async def parts(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Part
     )
     version, _ = await deploy_journey(store, journey, tmp_path / "templates", AT)
     profile_id = f"p-{uuid.uuid4().hex[:6]}"  # Redis outlives the test: a fresh person
-    await store.upsert_profiles([person(profile_id, phone="+8613800000001")])
+    await store.upsert_profiles(
+        [person(f"{profile_id}-{i}", phone="+86138000001") for i in range(3)]
+    )
     async with httpx.AsyncClient() as http:
         caps = RedisCapService(client, ONE_A_DAY)
         yield Parts(store, caps, http, journey.id, version.version, profile_id)
@@ -231,3 +239,25 @@ async def test_an_idempotent_send_is_retried_after_a_timeout(parts: Parts) -> No
 
     assert result.status == "sent"
     assert probe.seen == [None, None]
+
+
+async def test_a_send_waiting_for_the_rate_limit_is_not_yet_on_record(parts: Parts) -> None:
+    # A worker dying while sends queue for the provider's limit must not leave them unknown.
+    gate = asyncio.Event()
+    probe = Probe(parts.store, "at_most_once", gate=gate)
+    activities = parts.activities(probe, probe=LimitSettings(max_concurrency=1))
+    items = [parts.send(person) for person in range(3)]
+    running = [
+        asyncio.create_task(ActivityEnvironment().run(activities.send, item)) for item in items
+    ]
+    for _ in range(100):  # until the first is at the provider
+        if probe.seen:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # time for the others to reach the limit
+
+    rows = [await parts.store.get_delivery(item.send_key) for item in items]
+    assert sorted(row.status if row else "none" for row in rows) == ["attempting", "none", "none"]
+    gate.set()
+    assert [result.status for result in await asyncio.gather(*running)] == ["sent"] * 3
+    assert probe.seen == ["attempting"] * 3
