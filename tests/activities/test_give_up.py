@@ -42,12 +42,13 @@ async def parts(
     await client.aclose()
 
 
-def send(profile_id: str) -> SendInput:
+def send(name: str) -> SendInput:
     return SendInput(
         send_key=f"{uuid.uuid4().hex}:crm:1",
         journey_id="cart",
         version=1,
-        profile_id=profile_id,
+        # Redis outlives the test (other tests' people share it): a fresh person.
+        profile_id=f"{name}-{uuid.uuid4().hex[:6]}",
         step_id="crm",
         channel="sms",
         template="t",
@@ -95,7 +96,9 @@ async def test_a_send_that_got_through_late_stays_sent_and_counted(
     late = send("p2")
     assert (await caps.reserve(touch(late))).allowed
     await store.record_delivery(
-        Delivery(late.send_key, "cart", 1, "p2", "crm", "sms", "t", "marketing", "sent", AT)
+        Delivery(
+            late.send_key, "cart", 1, late.profile_id, "crm", "sms", "t", "marketing", "sent", AT
+        )
     )
 
     result = await ActivityEnvironment().run(
@@ -114,7 +117,18 @@ async def test_a_send_whose_attempt_reached_the_provider_is_unknown_and_stays_co
     assert (await caps.reserve(touch(lost))).allowed
     # An at-most-once attempt was on record, then the store stayed down until the deadline.
     await store.record_delivery(
-        Delivery(lost.send_key, "cart", 1, "p3", "crm", "sms", "t", "marketing", "attempting", AT)
+        Delivery(
+            lost.send_key,
+            "cart",
+            1,
+            lost.profile_id,
+            "crm",
+            "sms",
+            "t",
+            "marketing",
+            "attempting",
+            AT,
+        )
     )
 
     result = await ActivityEnvironment().run(
