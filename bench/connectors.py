@@ -10,8 +10,14 @@ both. A breakdown then says where an activity's time goes (each store call, the 
 connector), one send at a time (batches of one), measured on the same run. Logs are filtered to
 warnings: the terminal is not what is measured.
 
-The same pair is then measured with the webhook connector posting to a local HTTP receiver in its
-own process: a provider call that costs what a real one costs the sender, without the network.
+The console connector is at-most-once (a file does not drop a repeated line), so its activity
+writes an ``attempting`` claim before the call. Its activity is then measured against the same
+connector declared idempotent (the send path without the claim), rounds alternating: the ratio
+is what the claim costs.
+
+The same pair is then measured with the webhook connector (idempotent: no claim) posting to a
+local HTTP receiver in its own process: a provider call that costs what a real one costs the
+sender, without the network.
 
     python -m bench.connectors [--sends 2000] [--concurrency 50] [--rounds 3]
 """
@@ -41,8 +47,9 @@ from ruamel.yaml import YAML
 from temporalio.testing import ActivityEnvironment
 
 from bench.child import child_server
-from connectors.base import OutboundMessage
-from connectors.registry import ConnectorRegistry, ConnectorSettings
+from connectors.base import DeliveryReceipt, OutboundMessage
+from connectors.console import ConsoleConnector
+from connectors.registry import BUILTIN_FACTORIES, ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
 from engine.caps.checker import AllowAll
 from engine.domain import Profile
@@ -95,6 +102,22 @@ class Timed:
                 self.calls[f"{self._prefix}.{name}"] += 1
 
         return timed
+
+
+class AsIfIdempotent:
+    """The console connector declared idempotent: its send path without the at-most-once claim."""
+
+    delivery = "idempotent"
+
+    def __init__(self, inner: ConsoleConnector) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
+        return await self.inner.send(message)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -172,14 +195,7 @@ class Bench:
             return lambda i: connector.send(messages[i])
 
         def activity_round() -> Callable[[int], Awaitable[object]]:
-            inputs = self.inputs(channel)
-
-            async def one(i: int) -> object:
-                result = await self.environment.run(activities.send, inputs[i])
-                assert result.status == "sent", result
-                return result
-
-            return one
+            return self.activity_round(channel, activities)
 
         found: dict[str, list[float]] = {"direct": [], "activity": []}
         await bounded(min(sends, 200), self.concurrency, activity_round())  # warm caches
@@ -189,10 +205,36 @@ class Bench:
                 found[name].append(sends / seconds)
         return statistics.median(found["direct"]), statistics.median(found["activity"])
 
+    def activity_round(
+        self, channel: str, activities: JourneyActivities
+    ) -> Callable[[int], Awaitable[object]]:
+        inputs = self.inputs(channel)
+
+        async def one(i: int) -> object:
+            result = await self.environment.run(activities.send, inputs[i])
+            assert result.status == "sent", result
+            return result
+
+        return one
+
+    async def claim_cost(self, registry: ConnectorRegistry, rounds: int) -> tuple[float, float]:
+        """Median activity sends/s of the console with its claim and without (declared
+        idempotent), rounds alternating so machine noise hits both."""
+        activities = JourneyActivities(self.store, AllowAll(), registry)
+        found: dict[str, list[float]] = {"sms": [], "unclaimed": []}
+        for _ in range(rounds):
+            for channel in found:
+                seconds = await bounded(
+                    len(self.people), self.concurrency, self.activity_round(channel, activities)
+                )
+                found[channel].append(len(self.people) / seconds)
+        return statistics.median(found["sms"]), statistics.median(found["unclaimed"])
+
     async def breakdown(
         self, registry: ConnectorRegistry, templates: dict[str, dict[str, str]], sample: int
-    ) -> tuple[float, dict[str, float]]:
-        """Seconds per part of ``sample`` console sends, one at a time (batches of one)."""
+    ) -> tuple[float, dict[str, float], dict[str, int]]:
+        """Seconds per part of ``sample`` console sends, one at a time (batches of one), and the
+        calls made to each store method and the connector."""
         timed_store = Timed(self.store, "store")
         timed_connector = Timed(registry.for_channel("sms"), "connector")
 
@@ -212,7 +254,7 @@ class Bench:
             render_message(templates, "offer", person, context)
         parts = {**timed_store.seconds, **timed_connector.seconds}
         parts["render"] = time.perf_counter() - started
-        return whole, parts
+        return whole, parts, {**timed_store.calls, **timed_connector.calls}
 
 
 async def main(sends: int, concurrency: int, rounds: int) -> None:
@@ -235,25 +277,31 @@ async def main(sends: int, concurrency: int, rounds: int) -> None:
             concurrency,
         )
         now = datetime.now(UTC)
-        for channel in ("sms", "webhook"):
+        for channel in ("sms", "unclaimed", "webhook"):
             await bench.deploy(channel, directory / "templates", now)
         await store.upsert_profiles(bench.people)
 
         async with httpx.AsyncClient() as http, receiver() as url:
-            registry = ConnectorRegistry.from_settings(
+            outbox = directory / "outbox.jsonl"
+            registry = ConnectorRegistry(
                 ConnectorSettings(
-                    console_path=directory / "outbox.jsonl",
+                    console_path=outbox,
                     webhook_url=url,
                     webhook_secret=SecretStr("bench-secret"),
-                    channels={"sms": "console", "webhook": "webhook"},
+                    channels={"sms": "console", "unclaimed": "unclaimed", "webhook": "webhook"},
                 ),
                 http,
+                {
+                    **BUILTIN_FACTORIES,
+                    "unclaimed": lambda settings, client: AsIfIdempotent(ConsoleConnector(outbox)),
+                },
             )
             console = await bench.rates("sms", registry, rounds)
+            claimed, unclaimed = await bench.claim_cost(registry, rounds)
             webhook = await bench.rates("webhook", registry, rounds)
             templates = (await store.get_version("bench_sms", bench.versions["sms"])).templates
             sample = min(sends, 300)
-            whole, parts = await bench.breakdown(registry, templates, sample)
+            whole, parts, calls = await bench.breakdown(registry, templates, sample)
             await registry.aclose()
         await store.aclose()
 
@@ -266,11 +314,16 @@ async def main(sends: int, concurrency: int, rounds: int) -> None:
         print(f"{label:<34}{direct:10.0f}/s{through:10.0f}/s{through / direct:8.2f}x")
     print("aim: activity/direct >= 0.70x with the console connector")
     print(
+        f"console through the activity, at-most-once claim {claimed:.0f}/s against "
+        f"{unclaimed:.0f}/s declared idempotent (no claim): {claimed / unclaimed:.2f}x"
+    )
+    print(
         f"where one console send's time goes (sequential, {sample} sends, "
         f"{whole / sample * 1e3:.2f} ms):"
     )
     for name, seconds in sorted(parts.items(), key=lambda item: -item[1]):
-        print(f"  {name:<24} {seconds / sample * 1e3:8.3f} ms  {seconds / whole:6.1%}")
+        per_send = f"  {calls[name] / sample:.0f} call(s) a send" if name in calls else ""
+        print(f"  {name:<24} {seconds / sample * 1e3:8.3f} ms  {seconds / whole:6.1%}{per_send}")
     print(f"  {'other':<24} {(whole - sum(parts.values())) / sample * 1e3:8.3f} ms")
 
 

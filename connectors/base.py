@@ -17,7 +17,25 @@ Error tree (the only exceptions a connector's ``send`` may raise)::
                               registry builds a connector, never by a send that reached a provider.
 
 Every ``send`` carries a ``send_key`` made by the workflow; a connector passes it to the provider
-as its idempotency key where the provider has one, so a retried activity never sends twice.
+as its idempotency key where the provider has one.
+
+Delivery guarantee: each connector declares ``delivery`` (:data:`DeliveryGuarantee`), what its
+provider does with that key, and the send activity keeps the promise through retries and crashes:
+
+- ``"idempotent"``: the provider deduplicates on the key (a webhook receiver told to, an API with
+  an idempotency header it honours). A retried send simply calls again: at-least-once plus the
+  key is once.
+- ``"at_most_once"`` (the default when a connector declares nothing): the provider does not
+  deduplicate (most SMS, WeCom, push and e-mail APIs; a local file). The engine records the
+  attempt durably before calling ``send``; a retry that finds an attempt without an outcome (the
+  worker died between the provider's answer and the log) does not call again: the send is logged
+  ``unknown``. A ``RetryableSendError`` with ``outcome_unknown=True`` (a read timeout, a
+  connection lost after the request went out: the provider may have taken it) is logged
+  ``unknown`` at once, not retried; any other ``RetryableSendError`` means the provider did not
+  take the message, and the send is retried.
+
+Declare ``idempotent`` only when the provider really drops a second request with the same key:
+a wrong declaration sends a person the same message twice.
 
 Nothing in an error message, a receipt or a log line may contain the recipient's address or the
 message content (they are personal data); error messages name the provider host and status only.
@@ -29,6 +47,8 @@ Optional parts of a connector, read with ``getattr`` by the registry and the cap
   concurrent requests); the registry wraps ``send`` to honour it.
 - ``quota: ProviderQuota``: a limit the provider itself enforces per recipient (WeCom: 4 group
   messages per customer per month), for the cap service to enforce as a policy cap before sending.
+- ``delivery: DeliveryGuarantee``: ``"idempotent"`` or ``"at_most_once"`` (above), read with
+  :func:`delivery_guarantee`; every built-in connector declares it.
 
 Settings: subclass :class:`ProviderSettings` with your own ``env_prefix`` and build it with
 :meth:`ProviderSettings.load`; :meth:`ProviderSettings.require` names every missing secret.
@@ -57,6 +77,7 @@ __all__ = [
     "Connector",
     "ConnectorConfigError",
     "ConnectorError",
+    "DeliveryGuarantee",
     "DeliveryReceipt",
     "OutboundMessage",
     "PermanentSendError",
@@ -67,6 +88,7 @@ __all__ = [
     "TokenCache",
     "accepted",
     "classify_transport_error",
+    "delivery_guarantee",
     "fingerprint",
     "list_unsubscribe_headers",
     "parse_retry_after",
@@ -136,14 +158,25 @@ class ConnectorError(Exception):
 
 
 class RetryableSendError(ConnectorError):
-    """The send may succeed later; ``retry_after`` (seconds) is the provider's hint, if any."""
+    """The send may succeed later; ``retry_after`` (seconds) is the provider's hint, if any.
+
+    ``outcome_unknown``: the request may have reached the provider and been taken (a read
+    timeout, a connection lost after sending, a gateway timeout). An idempotent connector's send
+    is retried all the same; an at-most-once connector's is logged ``unknown`` instead.
+    """
 
     def __init__(
-        self, message: str, retry_after: float | None = None, code: str | None = None
+        self,
+        message: str,
+        retry_after: float | None = None,
+        code: str | None = None,
+        *,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.code = code
+        self.outcome_unknown = outcome_unknown
 
 
 class PermanentSendError(ConnectorError):
@@ -186,7 +219,17 @@ class Connector(Protocol):
         ...
 
 
-# --- optional parts: limits, quotas, settings ----------------------------------------------
+# --- optional parts: delivery guarantee, limits, quotas, settings ---------------------------
+
+DeliveryGuarantee = Literal["idempotent", "at_most_once"]
+"""What a connector's provider does with the send key (see the module docstring)."""
+
+
+def delivery_guarantee(connector: object) -> DeliveryGuarantee:
+    """A connector's declared ``delivery``; ``"at_most_once"`` when it declares none (or
+    something else), the side on which nobody gets a message twice."""
+    declared = getattr(connector, "delivery", None)
+    return "idempotent" if declared == "idempotent" else "at_most_once"
 
 
 @dataclass(frozen=True)
@@ -467,8 +510,10 @@ def raise_for_response(response: httpx.Response) -> None:
     """Raise the error a provider's HTTP response means; return quietly on 2xx.
 
     408, 429 and 5xx are retryable (``retry_after`` from ``Retry-After``); every other non-2xx
-    status is permanent. ``code`` is the provider's error code from a JSON body (``code``,
-    ``error.code``, ``error_code``, ``errcode`` or a string ``error``), else ``"http_<status>"``.
+    status is permanent. 502 and 504 come from a gateway that could not get the provider's own
+    answer, so the provider may have taken the message: ``outcome_unknown``. ``code`` is the
+    provider's error code from a JSON body (``code``, ``error.code``, ``error_code``, ``errcode``
+    or a string ``error``), else ``"http_<status>"``.
     The body must have been read (it is, for ``client.post``/``get`` without streaming).
     """
     status = response.status_code
@@ -478,16 +523,20 @@ def raise_for_response(response: httpx.Response) -> None:
     message = f"{_host(response)} answered HTTP {status} ({code})"
     if status in (408, 429) or status >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        raise RetryableSendError(message, retry_after=retry_after, code=code)
+        raise RetryableSendError(
+            message, retry_after=retry_after, code=code, outcome_unknown=status in (502, 504)
+        )
     raise PermanentSendError(message, code=code)
 
 
 def classify_transport_error(exc: httpx.HTTPError) -> ConnectorError:
     """The connector error for an httpx exception; raise it ``from exc``.
 
-    Timeouts and network failures are retryable (the idempotency key makes a resend after a
-    timeout safe); a request httpx refuses to build or send (bad URL scheme, invalid header,
-    undecodable body, redirect loop) is permanent, since the same request fails the same way.
+    Timeouts and network failures are retryable; those after the request may have gone out (a
+    read or write timeout, a connection lost mid-exchange) are ``outcome_unknown``, those before
+    it (connecting, waiting for a pooled connection) are not. A request httpx refuses to build or
+    send (bad URL scheme, invalid header, undecodable body, redirect loop) is permanent, since the
+    same request fails the same way.
     """
     if isinstance(exc, httpx.HTTPStatusError):
         try:
@@ -500,8 +549,12 @@ def classify_transport_error(exc: httpx.HTTPError) -> ConnectorError:
         host = exc.request.url.host or "provider"
     except RuntimeError:  # raised by httpx when the error has no request
         host = "provider"
+    # Before the request left: nothing reached the provider.
+    unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     if isinstance(exc, httpx.TimeoutException):
-        return RetryableSendError(f"{kind} talking to {host}", code="timeout")
+        return RetryableSendError(
+            f"{kind} talking to {host}", code="timeout", outcome_unknown=not unsent
+        )
     if isinstance(
         exc,
         httpx.UnsupportedProtocol
@@ -511,6 +564,12 @@ def classify_transport_error(exc: httpx.HTTPError) -> ConnectorError:
     ):
         return PermanentSendError(f"{kind} talking to {host}", code="request_error")
     if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError):
-        return RetryableSendError(f"{kind} talking to {host}", code="connection_error")
+        return RetryableSendError(
+            f"{kind} talking to {host}",
+            code="connection_error",
+            outcome_unknown=not (unsent or isinstance(exc, httpx.ProxyError)),
+        )
     # Any other transport failure: retry, the activity's retry policy bounds the attempts.
-    return RetryableSendError(f"{kind} talking to {host}", code="transport_error")
+    return RetryableSendError(
+        f"{kind} talking to {host}", code="transport_error", outcome_unknown=True
+    )

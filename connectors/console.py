@@ -13,10 +13,11 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import structlog
 
-from connectors.base import DeliveryReceipt, OutboundMessage
+from connectors.base import DeliveryGuarantee, DeliveryReceipt, OutboundMessage
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +32,8 @@ class ConsoleConnector:
     """
 
     name = "console"
+    # A file keeps every line appended: a second write is a second message.
+    delivery: ClassVar[DeliveryGuarantee] = "at_most_once"
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path

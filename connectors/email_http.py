@@ -7,8 +7,9 @@
      "headers": {"List-Unsubscribe": ..., "List-Unsubscribe-Post": ...},
      "custom_args": {"send_key": ..., "journey_id": ..., "step_id": ...}}
 
-The send key goes as ``Idempotency-Key`` (APIs that support it drop a resend) and in
-``custom_args`` (so event webhooks come back with it). A 2xx answer's ``X-Message-Id`` header
+The send key goes as ``Idempotency-Key`` (APIs that support it drop a resend; SendGrid does not,
+so the connector declares ``at_most_once``) and in ``custom_args`` (so event webhooks come back
+with it). A 2xx answer's ``X-Message-Id`` header
 (or a JSON ``id``) is the receipt's provider id. Errors are mapped by
 :func:`connectors.base.raise_for_response` (429 with Retry-After and 5xx retry, other 4xx fail).
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from email.utils import parseaddr
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import structlog
@@ -31,6 +32,7 @@ from pydantic_settings import SettingsConfigDict
 
 from connectors.base import (
     ConnectorConfigError,
+    DeliveryGuarantee,
     DeliveryReceipt,
     OutboundMessage,
     PermanentSendError,
@@ -60,6 +62,8 @@ class EmailHttpSettings(ProviderSettings):
 
 class EmailHttpConnector:
     name = "email_http"
+    # SendGrid ignores Idempotency-Key: a resend is a second e-mail.
+    delivery: ClassVar[DeliveryGuarantee] = "at_most_once"
 
     def __init__(self, settings: EmailHttpSettings, client: httpx.AsyncClient) -> None:
         settings.require("api_key", "from_address")

@@ -12,10 +12,11 @@ and ``PASSWORD`` (both or neither), ``STARTTLS`` (``true``: required, ``false``:
 when the server offers it), ``USE_TLS`` (implicit TLS, port 465), ``VALIDATE_CERTS``, ``CA_FILE``,
 plus the common ``RATE_PER_SECOND`` / ``BURST`` / ``CONCURRENCY`` / ``TIMEOUT``.
 
-Errors: a 4xx reply, a timeout or a dropped connection is retryable; a 5xx reply to the
-recipient or the data is permanent (code ``smtp_<reply code>``). A 5xx to the login or the
-sender is the worker's configuration, not the person's, so it is retryable (the messages wait
-for the operator instead of taking every journey's failure path).
+Errors: a 4xx reply, a timeout or a dropped connection is retryable (a timeout or a dropped
+connection after connecting may follow the server queueing the message: ``outcome_unknown``);
+a 5xx reply to the recipient or the data is permanent (code ``smtp_<reply code>``). A 5xx to the
+login or the sender is the worker's configuration, not the person's, so it is retryable (the
+messages wait for the operator instead of taking every journey's failure path).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
+from typing import ClassVar
 
 import aiosmtplib
 import httpx
@@ -40,6 +42,7 @@ from pydantic_settings import SettingsConfigDict
 from connectors.base import (
     ConnectorConfigError,
     ConnectorError,
+    DeliveryGuarantee,
     DeliveryReceipt,
     OutboundMessage,
     PermanentSendError,
@@ -78,6 +81,8 @@ class SmtpConnector:
     """Sends each message over its own SMTP session (submission servers prefer short sessions)."""
 
     name = "email_smtp"
+    # SMTP has no idempotency key: a second submission is a second e-mail.
+    delivery: ClassVar[DeliveryGuarantee] = "at_most_once"
 
     def __init__(self, settings: SmtpSettings) -> None:
         settings.require("host", "from_address")
@@ -161,7 +166,9 @@ class SmtpConnector:
             ) from None
         except OSError as exc:
             raise RetryableSendError(
-                f"{type(exc).__name__} talking to smtp server", code="connection_error"
+                f"{type(exc).__name__} talking to smtp server",
+                code="connection_error",
+                outcome_unknown=not isinstance(exc, ConnectionRefusedError),
             ) from None
         provider_id = str(mime["Message-ID"])
         return accepted(self.name, message, provider_id)
@@ -190,10 +197,14 @@ def _text_from_html(markup: str) -> str:
 
 def _classify(exc: aiosmtplib.SMTPException) -> ConnectorError:
     host = "smtp server"
-    if isinstance(exc, aiosmtplib.SMTPTimeoutError | aiosmtplib.SMTPServerDisconnected):
-        return RetryableSendError(f"{type(exc).__name__} talking to {host}", code="timeout")
+    # Connecting comes first: SMTPConnectTimeoutError is also an SMTPTimeoutError.
     if isinstance(exc, aiosmtplib.SMTPConnectError):
         return RetryableSendError(f"cannot connect to {host}", code="connection_error")
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | aiosmtplib.SMTPServerDisconnected):
+        # Perhaps after the data went: the server may have queued the message.
+        return RetryableSendError(
+            f"{type(exc).__name__} talking to {host}", code="timeout", outcome_unknown=True
+        )
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
         code = codes[0] if codes else 550

@@ -14,13 +14,22 @@ rate holds for the whole fleet. A pacer that cannot be reached raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from connectors.base import Connector, DeliveryReceipt, OutboundMessage, SendLimits
 
-__all__ = ["LimitedConnector", "Pacer", "PacerFactory", "TokenBucket", "limits_of", "local_pacer"]
+__all__ = [
+    "LimitedConnector",
+    "Pacer",
+    "PacerFactory",
+    "TokenBucket",
+    "admitted",
+    "limits_of",
+    "local_pacer",
+]
 
 
 class Pacer(Protocol):
@@ -95,16 +104,37 @@ class LimitedConnector:
         # quota, settings and other optional parts of the wrapped connector
         return getattr(self.inner, name)
 
-    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> AsyncIterator[Connector]:
+        """Wait until the limits let one send through; yields the wrapped connector to call,
+        while the slot is held (see :func:`admitted`)."""
         if self._slots is None:
             if self._bucket is not None:
                 await self._bucket.acquire()
-            return await self.inner.send(message)
+            yield self.inner
+            return
         async with self._slots:
             # The token is taken once a slot is held, so the rate is measured at the provider.
             if self._bucket is not None:
                 await self._bucket.acquire()
-            return await self.inner.send(message)
+            yield self.inner
+
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
+        async with self.admitted() as inner:
+            return await inner.send(message)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+@contextlib.asynccontextmanager
+async def admitted(connector: Connector) -> AsyncIterator[Connector]:
+    """``connector`` once its limits let one send through (at once when it has none): call
+    ``send`` on what this yields, inside the block. For callers with work to do between being let
+    through and the provider call: the send activity records an at-most-once attempt there, so a
+    send still waiting for a token when its worker dies was never on record as attempted."""
+    if isinstance(connector, LimitedConnector):
+        async with connector.admitted() as inner:
+            yield inner
+    else:
+        yield connector

@@ -25,7 +25,7 @@ Settings (``JOURNEY_PUSH_*``): ``PROJECT_ID``, ``ACCESS_TOKEN`` or ``TOKEN_URL``
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import structlog
@@ -35,6 +35,7 @@ from pydantic_settings import SettingsConfigDict
 from connectors.base import (
     ConnectorConfigError,
     ConnectorError,
+    DeliveryGuarantee,
     DeliveryReceipt,
     OutboundMessage,
     PermanentSendError,
@@ -67,6 +68,8 @@ class PushSettings(ProviderSettings):
 
 class PushConnector:
     name = "push"
+    # FCM has no idempotency key: a resend is a second notification.
+    delivery: ClassVar[DeliveryGuarantee] = "at_most_once"
 
     def __init__(self, settings: PushSettings, client: httpx.AsyncClient) -> None:
         settings.require("project_id")
@@ -178,7 +181,12 @@ def _classify(response: httpx.Response) -> ConnectorError:
     try:
         raise_for_response(response)
     except RetryableSendError as exc:
-        return RetryableSendError(str(exc), retry_after=exc.retry_after, code=code or exc.code)
+        return RetryableSendError(
+            str(exc),
+            retry_after=exc.retry_after,
+            code=code or exc.code,
+            outcome_unknown=exc.outcome_unknown,
+        )
     except PermanentSendError as exc:
         if code in RETRYABLE_CODES:
             return RetryableSendError(str(exc), code=code)

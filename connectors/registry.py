@@ -36,7 +36,13 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.base import Connector, ConnectorConfigError, ProviderQuota, SendLimits
+from connectors.base import (
+    Connector,
+    ConnectorConfigError,
+    ProviderQuota,
+    SendLimits,
+    delivery_guarantee,
+)
 from connectors.console import ConsoleConnector
 from connectors.email_http import EmailHttpConnector
 from connectors.email_smtp import SmtpConnector
@@ -265,23 +271,21 @@ class ConnectorRegistry:
     def installed(self) -> list[tuple[str, bool, str]]:
         """``(connector name, configured, detail)`` for every installed connector, by name.
 
-        ``detail`` is the problem for an unconfigured connector, else the channels it sends.
-        Unmapped connectors are built to learn whether they are configured, then dropped.
+        ``detail`` is the problem for an unconfigured connector, else the channels it sends and
+        its delivery guarantee. Unmapped connectors are built to learn whether they are
+        configured, then dropped.
         """
         mapped = set(self._settings.channels.values())
         rows = []
         for name in sorted(self._factories.keys() | self._load_failures.keys()):
             try:
-                if name in mapped:
-                    self._connector(name)
-                else:
-                    self._build(name)
+                connector = self._connector(name) if name in mapped else self._build(name)
             except ConnectorConfigError as exc:
                 rows.append((name, False, str(exc)))
                 continue
             channels = sorted(c for c, n in self._settings.channels.items() if n == name)
             detail = f"channels: {', '.join(channels)}" if channels else "no channel mapped to it"
-            rows.append((name, True, detail))
+            rows.append((name, True, f"{detail}; delivery {delivery_guarantee(connector)}"))
         return rows
 
     async def aclose(self) -> None:

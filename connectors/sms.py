@@ -13,7 +13,8 @@ Content fields: ``template_code`` (else ``JOURNEY_SMS_TEMPLATE_CODE``) and ``par
 **Twilio style** (``JOURNEY_SMS_PROVIDER=twilio``): ``POST {base_url}/2010-04-01/Accounts/{sid}/
 Messages.json`` form ``To``, ``From``, ``Body`` (the ``text`` field), basic auth; 201 with a
 ``sid``; errors are HTTP statuses with a numeric ``code`` (21211 invalid number, 20429 throttled).
-The send key goes as ``I-Twilio-Idempotency-Token``.
+The send key goes as ``I-Twilio-Idempotency-Token``. Neither API drops a resend, so the
+connector declares ``at_most_once``.
 
 Settings (``JOURNEY_SMS_*``): ``PROVIDER``, ``BASE_URL``; Aliyun: ``ACCESS_KEY_ID``,
 ``ACCESS_KEY_SECRET``, ``SIGN_NAME``; Twilio: ``ACCOUNT_SID``, ``AUTH_TOKEN``, ``FROM_NUMBER``;
@@ -30,7 +31,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
@@ -40,6 +41,7 @@ from pydantic_settings import SettingsConfigDict
 
 from connectors.base import (
     ConnectorConfigError,
+    DeliveryGuarantee,
     DeliveryReceipt,
     OutboundMessage,
     PermanentSendError,
@@ -102,6 +104,8 @@ class SmsSettings(ProviderSettings):
 
 class SmsConnector:
     name = "sms"
+    # Neither Aliyun (OutId is only echoed back) nor Twilio's Messages API drops a resend.
+    delivery: ClassVar[DeliveryGuarantee] = "at_most_once"
 
     def __init__(self, settings: SmsSettings, client: httpx.AsyncClient) -> None:
         if settings.provider == "aliyun":

@@ -38,12 +38,14 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import ClassVar
 
 import httpx
 import structlog
 
 from connectors.base import (
     ConnectorConfigError,
+    DeliveryGuarantee,
     DeliveryReceipt,
     OutboundMessage,
     PermanentSendError,
@@ -127,6 +129,8 @@ class WebhookConnector:
     """POSTs each message to ``url``, signed with ``secret``; see the module docstring."""
 
     name = "webhook"
+    # Receivers are told to act once per Idempotency-Key (the module docstring).
+    delivery: ClassVar[DeliveryGuarantee] = "idempotent"
 
     def __init__(
         self,

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import structlog
@@ -39,6 +39,7 @@ from pydantic_settings import SettingsConfigDict
 
 from connectors.base import (
     ConnectorConfigError,
+    DeliveryGuarantee,
     DeliveryReceipt,
     OutboundMessage,
     PermanentSendError,
@@ -110,6 +111,8 @@ def classify_errcode(errcode: int) -> RetryableSendError | PermanentSendError:
 
 class WeComConnector:
     name = "wecom"
+    # WeCom has no idempotency key: a resend is a second message.
+    delivery: ClassVar[DeliveryGuarantee] = "at_most_once"
     quota = QUOTA
 
     def __init__(self, settings: WeComSettings, client: httpx.AsyncClient) -> None:
@@ -213,7 +216,10 @@ class WeComConnector:
             raise PermanentSendError("wecom could not reach the customer", code="wecom_fail_list")
         provider_id = str(answer.get("msgid") or "")
         if not provider_id:
-            raise RetryableSendError("wecom answered without a msgid", code="wecom_no_msgid")
+            # errcode 0 says it was taken; only the id is missing.
+            raise RetryableSendError(
+                "wecom answered without a msgid", code="wecom_no_msgid", outcome_unknown=True
+            )
         return accepted(self.name, message, provider_id)
 
     async def aclose(self) -> None:

@@ -10,9 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-DeliveryStatus = Literal["sent", "suppressed", "deferred", "failed", "expired"]
+DeliveryStatus = Literal[
+    "sent", "suppressed", "deferred", "failed", "expired", "attempting", "unknown"
+]
 """sent: handed to the provider; suppressed: a rule refused it (reason says which); deferred:
-held until a window frees; failed: refused for good; expired: deferred past its expiry."""
+held until a window frees; failed: refused for good; expired: deferred past its expiry;
+attempting: being handed to an at-most-once provider (no outcome yet); unknown: an attempt whose
+outcome was lost (a worker died mid-send, a timeout after the request went out): it may have
+reached the person, so it is never sent again and keeps its cap reservation."""
 
 EnrollmentStatus = Literal["active", "completed", "converted", "exited", "stopped"]
 """completed: reached an exit step; converted: the goal event ended it; exited: an exit_on event;

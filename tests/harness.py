@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -165,3 +168,47 @@ def person(profile_id: str, **attributes: Any) -> Profile:
         tags=tags,
         timezone=timezone,
     )
+
+
+def start_worker_process(
+    env: WorkflowEnvironment,
+    database: Path,
+    queue: str,
+    log: Path,
+    redis: RedisServer,
+    settings: Mapping[str, str],
+) -> subprocess.Popen[bytes]:
+    """``journey worker`` in its own process, on ``queue``, with the store at ``database``, a
+    generous contact policy and ``settings`` (``JOURNEY_*`` variables) on top; output to ``log``."""
+    policy = log.parent / "policy.yaml"
+    policy.write_text("caps: {global: [{max: 100, per: 1d}]}\n", encoding="utf-8")
+    environment = {
+        **os.environ,
+        "JOURNEY_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "JOURNEY_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "JOURNEY_TASK_QUEUE": queue,
+        "JOURNEY_REDIS_URL": redis.url,
+        "JOURNEY_POLICY_PATH": str(policy),
+        **settings,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine.cli.main", "worker"],
+        env=environment,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_processes(*processes: subprocess.Popen[bytes] | None) -> None:
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+async def wait_until(check: Callable[[], Any], within: float) -> None:
+    """Poll the coroutine function ``check`` until it returns true; fail after ``within`` s."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.2)

@@ -2,10 +2,18 @@
 
 Every side effect is idempotent on a key the workflow made: a send key has at most one delivery
 row, and a send whose row already says ``sent`` is never handed to a connector again.
+
+Delivery guarantee (``connectors.base``): a send through an ``idempotent`` connector is simply
+retried (the provider drops a repeat of the key). A send through an ``at_most_once`` connector
+first claims its row (``attempting``, written through the same group commit as the outcomes);
+a retry that finds the claim without an outcome never calls the provider again but logs the send
+``unknown``, and so does an attempt whose provider may have taken the message without answering.
+An ``unknown`` send keeps its cap reservation: it may have reached the person.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,10 +26,13 @@ from connectors.base import (
     UNSUBSCRIBE_URL,
     ConnectorConfigError,
     ConnectorError,
+    DeliveryReceipt,
     OutboundMessage,
     PermanentSendError,
     RetryableSendError,
+    delivery_guarantee,
 )
+from connectors.limits import admitted
 from connectors.registry import ConnectorRegistry
 from engine.activities.batching import Coalescer
 from engine.caps.checker import CapChecker, CapRequest, CapStoreUnavailable
@@ -49,6 +60,13 @@ _REFUSED: dict[str, DeliveryStatus] = {
     "skip": "suppressed",
     "exit": "suppressed",
 }
+
+_DECIDED: frozenset[str] = frozenset({"sent", "failed", "suppressed", "expired", "unknown"})
+"""Statuses a retried send returns as they are: the send was decided."""
+
+INTERRUPTED = "interrupted"
+"""Reason of an ``unknown`` send whose earlier attempt reached an at-most-once provider and never
+recorded what the provider answered (its worker died, or the attempt timed out)."""
 
 ADDRESS_ATTRIBUTES = {
     "email": "email",
@@ -85,6 +103,41 @@ def address_for(channel: str, profile: Profile) -> str | None:
         return profile.id
     value = profile.attributes.get(attribute)
     return str(value) if value else None
+
+
+def _delivery(
+    input: SendInput,
+    status: DeliveryStatus,
+    reason: str | None,
+    *,
+    provider_message_id: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> Delivery:
+    return Delivery(
+        send_key=input.send_key,
+        journey_id=input.journey_id,
+        journey_version=input.version,
+        profile_id=input.profile_id,
+        step_id=input.step_id,
+        channel=input.channel,
+        template=input.template,
+        category=input.category,
+        status=status,
+        created_at=input.at,
+        reason=reason,
+        provider_message_id=provider_message_id,
+        detail=dict(detail or {}),
+    )
+
+
+def _result(stored: Delivery) -> SendResult:
+    """What the workflow learns from a delivery row."""
+    status = stored.status
+    if status == "attempting":
+        raise ValueError("an attempting row is not a send result")
+    return SendResult(
+        status=status, reason=stored.reason, provider_message_id=stored.provider_message_id
+    )
 
 
 class JourneyActivities:
@@ -134,12 +187,11 @@ class JourneyActivities:
         """Caps, render, connector, delivery log — one activity per send attempt."""
         facts = await self._facts(SendLookup(input.send_key, input.profile_id, input.channel))
         stored = facts.delivery
-        if stored is not None and stored.status in ("sent", "failed", "suppressed", "expired"):
-            return SendResult(
-                status=stored.status,
-                reason=stored.reason,
-                provider_message_id=stored.provider_message_id,
-            )
+        if stored is not None and stored.status in _DECIDED:
+            return _result(stored)
+        if stored is not None and stored.status == "attempting":
+            # The provider may have the message: never call it again for this key.
+            return await self._lost(input)
         profile = facts.profile
         if profile is None:
             return await self._record(input, "suppressed", "profile_missing")
@@ -211,35 +263,93 @@ class JourneyActivities:
             metadata=self._metadata(input),
             options=_options(input),
         )
-        try:
-            receipt = await connector.send(message)
-        except RetryableSendError as exc:
+        at_most_once = delivery_guarantee(connector) == "at_most_once"
+        # The claim comes once the connector's rate limit lets the send through: a worker dying
+        # while sends wait for tokens must not leave them all unknown.
+        async with admitted(connector) as provider:
+            if at_most_once:
+                claimed = await self._claim(input)
+                if claimed is not None:
+                    return claimed
+            try:
+                answer: DeliveryReceipt | ConnectorError = await provider.send(message)
+            except ConnectorError as exc:
+                answer = exc  # recorded below, once the provider's slot is free
+        return await self._outcome(input, answer, at_most_once, person)
+
+    async def _claim(self, input: SendInput) -> SendResult | None:
+        """Record the attempt before an at-most-once provider call; None when this attempt holds
+        the claim, else what the send key's row says (another attempt holds it or decided it)."""
+        attempt = uuid.uuid4().hex
+        row = await self._deliveries(
+            _delivery(input, "attempting", None, detail={"attempt": attempt})
+        )
+        if row.status == "attempting" and row.detail.get("attempt") == attempt:
+            return None
+        if row.status in _DECIDED:
+            return _result(row)
+        return await self._lost(input)
+
+    async def _lost(self, input: SendInput) -> SendResult:
+        """An attempt reached the provider and its outcome is not known: ``unknown``, never
+        sent again, its cap reservation kept."""
+        _logger(input).warning("send_outcome_unknown", channel=input.channel, reason=INTERRUPTED)
+        return await self._record(input, "unknown", INTERRUPTED)
+
+    async def _outcome(
+        self,
+        input: SendInput,
+        answer: DeliveryReceipt | ConnectorError,
+        at_most_once: bool,
+        person: str,
+    ) -> SendResult:
+        """The provider's answer in the delivery log (or a retry, for a retryable error);
+        ``person`` is whom the caps counted (the survivor of a OneID merge)."""
+        if isinstance(answer, DeliveryReceipt):
+            return await self._record(
+                input, "sent", None, provider_message_id=answer.provider_message_id
+            )
+        if isinstance(answer, RetryableSendError):
+            if at_most_once and answer.outcome_unknown:
+                # Keep the reservation: the provider may have taken it.
+                _logger(input).warning(
+                    "send_outcome_unknown", channel=input.channel, code=answer.code
+                )
+                return await self._record(input, "unknown", f"no_answer:{answer.code or 'error'}")
+            if at_most_once:
+                # The provider did not take it: the retry may claim and send again.
+                await self._store.release_attempt(input.send_key)
             # Keep the reservation: the retry uses the same send key and must not count twice.
-            _logger(input).warning("send_retry", channel=input.channel, code=exc.code)
+            _logger(input).warning("send_retry", channel=input.channel, code=answer.code)
             raise ApplicationError(
-                f"{input.channel} is temporarily unavailable: {exc}",
+                f"{input.channel} is temporarily unavailable: {answer}",
                 type="RetryableSendError",
                 next_retry_delay=(
-                    timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
+                    timedelta(seconds=answer.retry_after)
+                    if answer.retry_after is not None
+                    else None
                 ),
-            ) from exc
-        except PermanentSendError as exc:
+            ) from answer
+        if isinstance(answer, PermanentSendError):
             await self._caps.release(input.send_key, person)
-            _logger(input).warning("send_failed", channel=input.channel, code=exc.code)
-            return await self._record(input, "failed", f"provider:{exc.code or 'refused'}")
-        except ConnectorError as exc:
-            # Neither retryable nor permanent by its own account: retry, the safer side.
-            _logger(input).warning("send_retry", channel=input.channel, error=type(exc).__name__)
-            raise ApplicationError(str(exc), type=type(exc).__name__) from exc
-        return await self._record(
-            input, "sent", None, provider_message_id=receipt.provider_message_id
-        )
+            _logger(input).warning("send_failed", channel=input.channel, code=answer.code)
+            return await self._record(input, "failed", f"provider:{answer.code or 'refused'}")
+        # Neither retryable nor permanent by its own account: retry, the safer side (for an
+        # at-most-once connector the retry finds the claim and logs the send unknown).
+        _logger(input).warning("send_retry", channel=input.channel, error=type(answer).__name__)
+        raise ApplicationError(str(answer), type=type(answer).__name__) from answer
 
     @activity.defn(name="give_up_send")
     async def give_up_send(self, input: GiveUpInput) -> SendResult:
         """A send that kept failing until its deadline: logged ``failed`` with the reason, its cap
-        reservation given back. A send that did go out meanwhile stays ``sent``."""
+        reservation given back. A send that did go out meanwhile stays ``sent``; one whose attempt
+        reached an at-most-once provider without an outcome is ``unknown`` and stays counted."""
         send = input.send
+        facts = await self._facts(SendLookup(send.send_key, send.profile_id, send.channel))
+        stored = facts.delivery
+        if stored is not None and stored.status in ("attempting", "unknown"):
+            # An attempt reached the provider: the touch stays counted, the send is unknown.
+            return _result(stored) if stored.status == "unknown" else await self._lost(send)
         _logger(send).warning("send_given_up", reason=input.reason)
         result = await self._record(send, "failed", input.reason)
         if result.status == "sent":
@@ -283,18 +393,10 @@ class JourneyActivities:
             reason=reason,
         )
         stored = await self._deliveries(
-            Delivery(
-                send_key=input.send_key,
-                journey_id=input.journey_id,
-                journey_version=input.version,
-                profile_id=input.profile_id,
-                step_id=input.step_id,
-                channel=input.channel,
-                template=input.template,
-                category=input.category,
-                status=status,
-                created_at=input.at,
-                reason=reason,
+            _delivery(
+                input,
+                status,
+                reason,
                 provider_message_id=provider_message_id,
                 detail={
                     **(detail or {}),
@@ -302,12 +404,7 @@ class JourneyActivities:
                 },
             )
         )
-        return SendResult(
-            status=stored.status,
-            reason=stored.reason,
-            retry_at=retry_at,
-            provider_message_id=stored.provider_message_id,
-        )
+        return _result(stored).model_copy(update={"retry_at": retry_at})
 
     @activity.defn(name="evaluate_branch")
     async def evaluate_branch(self, input: BranchInput) -> BranchResult:

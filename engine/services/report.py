@@ -25,6 +25,8 @@ class StepRow:
     sent: int
     suppressed: int
     failed: int
+    unknown: int
+    """Sends that may or may not have reached the person (an attempt whose outcome was lost)."""
     exited: int
     converted: int
     """People who reached this step and converted within the goal window."""
@@ -85,6 +87,7 @@ async def funnel(store: Store, journey: Journey) -> Funnel:
             sent=sends[(s.id, "sent")],
             suppressed=sends[(s.id, "suppressed")] + sends[(s.id, "expired")],
             failed=sends[(s.id, "failed")],
+            unknown=sends[(s.id, "unknown")],
             exited=exited[s.id],
             converted=conv_at[s.id],
         )
@@ -107,13 +110,13 @@ def format_funnel(f: Funnel, name: str = "") -> str:
     lines = [
         f"{f.journey_id}{' — ' + name if name else ''}: entered {f.entered}, "
         f"converted {f.converted} ({rate}), still active {f.active}",
-        f"  {'step':<16}{'reached':>9}{'sent':>7}{'suppr.':>8}{'failed':>8}{'exited':>8}"
-        f"{'conv.':>7}",
+        f"  {'step':<16}{'reached':>9}{'sent':>7}{'suppr.':>8}{'failed':>8}{'unknown':>8}"
+        f"{'exited':>8}{'conv.':>7}",
     ]
     for r in f.steps:
         lines.append(
             f"  {r.step:<16}{r.reached:>9}{r.sent:>7}{r.suppressed:>8}{r.failed:>8}"
-            f"{r.exited:>8}{r.converted:>7}"
+            f"{r.unknown:>8}{r.exited:>8}{r.converted:>7}"
         )
     if f.endings:
         ended = (

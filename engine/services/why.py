@@ -14,6 +14,8 @@ _MEANING = {
     "deferred": "held",
     "expired": "not sent (held past its expiry)",
     "failed": "failed at the provider",
+    "attempting": "being sent",
+    "unknown": "outcome unknown (it may have reached the person; never sent again)",
 }
 
 

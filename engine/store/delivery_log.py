@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from engine.domain import Delivery
 from engine.store import records, sends
@@ -38,12 +38,24 @@ class DeliveryStore(StoreCore):
         """Log the outcomes of several sends in one transaction, in order; the rows as stored.
 
         A new send key is inserted. An existing one gets the new status, reason, provider message
-        id and detail, except that a row already ``sent`` is never changed: a retried send
-        activity cannot turn a sent message into anything else.
+        id and detail, except that a row already ``sent`` is never changed (a retried send activity
+        cannot turn a sent message into anything else), an ``attempting`` claim never takes a row
+        that is ``attempting`` or ``unknown``, and ``unknown`` only replaces ``attempting`` (see
+        :func:`engine.store.sends.write_deliveries`).
         """
         now = self._clock()
         async with self._transaction() as conn:
             return await sends.write_deliveries(conn, batch, now)
+
+    async def release_attempt(self, send_key: str) -> None:
+        """Drop an ``attempting`` claim the provider refused (it did not take the message), so the
+        retried send may claim again; a row in any other status is left alone."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                delete(deliveries).where(
+                    deliveries.c.send_key == send_key, deliveries.c.status == "attempting"
+                )
+            )
 
     async def deliveries(
         self, *, journey_id: str | None = None, profile_id: str | None = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, null, select, union_all
+from sqlalchemy import and_, func, null, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.domain import Delivery, Profile
@@ -134,9 +134,17 @@ async def write_deliveries(
     """Upsert each delivery in order, inside the caller's transaction; the rows as stored.
 
     A new send key is inserted. An existing one gets the new status, reason, provider message id
-    and detail, except that a row already ``sent`` is never changed: a retried send activity cannot
-    turn a sent message into anything else. A send key twice in one batch is written twice, in
-    order, as if the calls had come one after the other.
+    and detail, except that (see :func:`_replaces`):
+
+    - a row already ``sent`` is never changed: a retried send activity cannot turn a sent
+      message into anything else;
+    - ``attempting`` (an at-most-once send's claim) does not take a row that is ``attempting``
+      or ``unknown``: one attempt per send key reaches the provider, and the caller learns from
+      the row returned whether its claim won;
+    - ``unknown`` only replaces ``attempting`` (the outcome it stands for was lost).
+
+    A send key twice in one batch is written twice, in order, as if the calls had come one after
+    the other.
     """
     statement = _upsert(conn.dialect.name)
     results: list[Delivery | None] = []
@@ -189,6 +197,23 @@ def _row(delivery: Delivery, now: datetime) -> dict[str, Any]:
     }
 
 
+def _replaces(new: Any, old: Any) -> Any:
+    """When a delivery written with status ``new`` replaces the stored one with status ``old``."""
+
+    # Comparisons, not IN: an expanding IN cannot run in the batch's executemany.
+    def in_flight(status: Any) -> Any:
+        return or_(status == "attempting", status == "unknown")
+
+    return and_(
+        old != "sent",
+        or_(
+            ~in_flight(new),
+            and_(new == "attempting", ~in_flight(old)),
+            and_(new == "unknown", old == "attempting"),
+        ),
+    )
+
+
 @functools.cache
 def _upsert(dialect: str) -> Any:
     """The delivery upsert with RETURNING, built once per dialect (building it costs more than
@@ -203,5 +228,5 @@ def _upsert(dialect: str) -> Any:
             "detail": statement.excluded.detail,
             "updated_at": statement.excluded.updated_at,
         },
-        where=deliveries.c.status != "sent",
+        where=_replaces(statement.excluded.status, deliveries.c.status),
     ).returning(*deliveries.c)

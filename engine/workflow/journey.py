@@ -308,7 +308,10 @@ class JourneyWorkflow:
             if result.exit_run:
                 self._ended = ("exited", result.reason or "capped")
                 return None
-            if result.status == "sent":
+            if result.status == "sent" or (
+                # It may have reached the person: go on as after a send, never try another path.
+                result.status == "unknown" and workflow.patched("unknown-send-continues")
+            ):
                 return success
             if result.status == "failed":
                 return send.on_failure or success

@@ -15,8 +15,11 @@ from engine.domain import Category, EnrollmentStatus
 from engine.dsl.conditions import Condition
 from engine.dsl.models import Cap, Journey, Update, WebhookTarget
 
-SendStatus = Literal["sent", "suppressed", "deferred", "failed", "expired", "arbitrating"]
-"""The delivery statuses, plus ``arbitrating``: wait until ``retry_at`` and ask again."""
+SendStatus = Literal[
+    "sent", "suppressed", "deferred", "failed", "expired", "unknown", "arbitrating"
+]
+"""The delivery statuses (not ``attempting``: an activity never ends on it), plus
+``arbitrating``: wait until ``retry_at`` and ask again."""
 
 
 class Message(BaseModel):

@@ -42,12 +42,13 @@ async def parts(
     await client.aclose()
 
 
-def send(profile_id: str) -> SendInput:
+def send(name: str) -> SendInput:
     return SendInput(
         send_key=f"{uuid.uuid4().hex}:crm:1",
         journey_id="cart",
         version=1,
-        profile_id=profile_id,
+        # Redis outlives the test (other tests' people share it): a fresh person.
+        profile_id=f"{name}-{uuid.uuid4().hex[:6]}",
         step_id="crm",
         channel="sms",
         template="t",
@@ -95,7 +96,9 @@ async def test_a_send_that_got_through_late_stays_sent_and_counted(
     late = send("p2")
     assert (await caps.reserve(touch(late))).allowed
     await store.record_delivery(
-        Delivery(late.send_key, "cart", 1, "p2", "crm", "sms", "t", "marketing", "sent", AT)
+        Delivery(
+            late.send_key, "cart", 1, late.profile_id, "crm", "sms", "t", "marketing", "sent", AT
+        )
     )
 
     result = await ActivityEnvironment().run(
@@ -104,3 +107,36 @@ async def test_a_send_that_got_through_late_stays_sent_and_counted(
 
     assert result.status == "sent"
     assert not (await caps.reserve(touch(late, send_key="another-journey"))).allowed
+
+
+async def test_a_send_whose_attempt_reached_the_provider_is_unknown_and_stays_counted(
+    parts: tuple[JourneyActivities, RedisCapService, Store],
+) -> None:
+    activities, caps, store = parts
+    lost = send("p3")
+    assert (await caps.reserve(touch(lost))).allowed
+    # An at-most-once attempt was on record, then the store stayed down until the deadline.
+    await store.record_delivery(
+        Delivery(
+            lost.send_key,
+            "cart",
+            1,
+            lost.profile_id,
+            "crm",
+            "sms",
+            "t",
+            "marketing",
+            "attempting",
+            AT,
+        )
+    )
+
+    result = await ActivityEnvironment().run(
+        activities.give_up_send, GiveUpInput(send=lost, reason="retries_exhausted:X")
+    )
+
+    assert (result.status, result.reason) == ("unknown", "interrupted")
+    stored = await store.get_delivery(lost.send_key)
+    assert stored is not None and stored.status == "unknown"
+    # It may have reached the person: the touch stays counted.
+    assert not (await caps.reserve(touch(lost, send_key="another-journey"))).allowed

@@ -9,12 +9,18 @@ provider refuses it), authentication, answers and error codes, plus what tests n
   duplicate;
 - ``rate``: a server-side token bucket answering 429 (or the provider's throttling code) past it.
 
+- ``stall``: seconds a request the provider accepted waits before its answer (a slow provider:
+  the window between taking a message and saying so); setting it to 0 answers them at once.
+
 ``delivered`` counts, per send key, how many times a message reached "the person": a request the
-provider accepted whose idempotency key it had not seen.
+provider accepted whose idempotency key it had not seen. ``accepted`` counts every request
+accepted, per key, whether seen before or not: what a provider that does not deduplicate (Aliyun,
+Twilio, FCM, SendGrid, WeCom) delivers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -89,6 +95,8 @@ class Providers:
         self.bucket: Bucket | None = None
         self.seen_keys: dict[str, str] = {}
         self.delivered: Counter[str] = Counter()
+        self.accepted: Counter[str] = Counter()
+        self.stall = 0.0
         self.throttled = 0
         self.wecom_tokens: dict[str, bool] = {}  # token -> still valid
         self.token_fetches = 0
@@ -112,12 +120,24 @@ class Providers:
         request = Request(scope["method"], scope["path"], query, headers, body)
         with self._lock:
             self.requests.append(request)
+            taken = sum(self.accepted.values())
             answer = self._answer(request)
+            taken = sum(self.accepted.values()) > taken
+        if taken:
+            await self._hold()
         raw = b"" if answer.body is None else json.dumps(answer.body).encode()
         out = [(b"content-type", b"application/json")] if raw else []
         out += [(k.lower().encode(), v.encode()) for k, v in answer.headers.items()]
         await send({"type": "http.response.start", "status": answer.status, "headers": out})
         await send({"type": "http.response.body", "body": raw})
+
+    async def _hold(self) -> None:
+        """Keep an accepted request's answer for ``stall`` seconds, or until it is set to 0."""
+        deadline = time.monotonic() + self.stall
+        for _ in itertools.count():  # polled: the test thread changes ``stall``
+            if not self.stall or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0.05)
 
     def _answer(self, request: Request) -> Answer:
         path = request.path
@@ -156,6 +176,7 @@ class Providers:
         return None
 
     def _deliver(self, key: str) -> str:
+        self.accepted[key] += 1
         if key not in self.seen_keys:
             self.seen_keys[key] = f"msg-{next(self._ids)}"
             self.delivered[key] += 1
@@ -266,6 +287,7 @@ class Providers:
             return steered
         # WeCom has no idempotency key: every accepted request is a message.
         self.delivered[user] += 1
+        self.accepted[user] += 1
         msgid = f"msg{next(self._ids)}"  # opaque, as WeCom's are
         return Answer(200, {"errcode": 0, "errmsg": "ok", "fail_list": [], "msgid": msgid})
 

@@ -41,6 +41,7 @@ def test_connectors_lists_each_one_and_names_what_is_missing(
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
     assert "ok" in lines["console"] and "channels: email" in lines["console"]
     assert "ok" in lines["wecom"] and "channels: wecom" in lines["wecom"]
+    assert "delivery at_most_once" in lines["wecom"]  # WeCom drops no repeated message
     assert "missing" in lines["sms"] and "JOURNEY_SMS_ACCESS_KEY_ID" in lines["sms"]
     assert "missing" in lines["email_smtp"] and "JOURNEY_SMTP_HOST" in lines["email_smtp"]
     assert "quota: channel 'wecom': 4 group_message per month" in result.stdout

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import pytest
 
+from connectors import console, email_http, email_smtp, push, sms, webhook, wecom
 from connectors.base import (
     ConnectorError,
     DeliveryReceipt,
@@ -14,6 +15,7 @@ from connectors.base import (
     PermanentSendError,
     RetryableSendError,
     classify_transport_error,
+    delivery_guarantee,
     parse_retry_after,
     raise_for_response,
 )
@@ -187,3 +189,58 @@ def test_status_errors_from_raise_for_status_use_the_same_mapping() -> None:
 def test_transport_error_without_a_request_is_still_classified() -> None:
     mapped = classify_transport_error(httpx.ConnectError("refused"))
     assert isinstance(mapped, RetryableSendError)
+
+
+@pytest.mark.parametrize(
+    ("exc", "unknown"),
+    [
+        (httpx.ConnectTimeout("t", request=REQUEST), False),
+        (httpx.PoolTimeout("t", request=REQUEST), False),
+        (httpx.ConnectError("refused", request=REQUEST), False),
+        (httpx.ReadTimeout("t", request=REQUEST), True),
+        (httpx.WriteTimeout("t", request=REQUEST), True),
+        (httpx.ReadError("reset", request=REQUEST), True),
+        (httpx.RemoteProtocolError("eof", request=REQUEST), True),
+    ],
+)
+def test_a_failure_after_the_request_left_may_have_been_taken(
+    exc: httpx.HTTPError, unknown: bool
+) -> None:
+    mapped = classify_transport_error(exc)
+    assert isinstance(mapped, RetryableSendError)
+    assert mapped.outcome_unknown is unknown
+
+
+@pytest.mark.parametrize(
+    ("status", "unknown"), [(429, False), (500, False), (503, False), (502, True), (504, True)]
+)
+def test_a_gateway_failure_may_hide_a_taken_message(status: int, unknown: bool) -> None:
+    with pytest.raises(RetryableSendError) as info:
+        raise_for_response(response(status))
+    assert info.value.outcome_unknown is unknown
+
+
+def test_each_built_in_connector_declares_its_delivery_guarantee() -> None:
+    declared = {
+        module.__name__.rsplit(".", 1)[1]: delivery_guarantee(connector)
+        for module, connector in [
+            (console, console.ConsoleConnector),
+            (email_http, email_http.EmailHttpConnector),
+            (email_smtp, email_smtp.SmtpConnector),
+            (push, push.PushConnector),
+            (sms, sms.SmsConnector),
+            (webhook, webhook.WebhookConnector),
+            (wecom, wecom.WeComConnector),
+        ]
+    }
+    # Only webhook receivers are told to drop a repeated Idempotency-Key.
+    assert declared == {
+        "console": "at_most_once",
+        "email_http": "at_most_once",
+        "email_smtp": "at_most_once",
+        "push": "at_most_once",
+        "sms": "at_most_once",
+        "webhook": "idempotent",
+        "wecom": "at_most_once",
+    }
+    assert delivery_guarantee(object()) == "at_most_once"  # undeclared: the safe side

@@ -172,7 +172,7 @@ async def test_installed_lists_every_connector_and_whether_it_can_send(
     settings = ConnectorSettings(channels={"email": "console", "sms": "console"})
     registry = ConnectorRegistry.from_settings(settings, http_client)
     rows = {name: (configured, detail) for name, configured, detail in registry.installed()}
-    assert rows["console"] == (True, "channels: email, sms")
+    assert rows["console"] == (True, "channels: email, sms; delivery at_most_once")
     assert rows["webhook"][0] is False
     assert "JOURNEY_WEBHOOK_URL" in rows["webhook"][1]
     assert registry.check() == []  # webhook is installed but no channel uses it
@@ -261,7 +261,7 @@ async def test_connectors_are_discovered_from_entry_points(
     assert "plugin bug" in owl
 
     rows = {name: (configured, detail) for name, configured, detail in registry.installed()}
-    assert rows["pigeon"] == (True, "channels: push")
+    assert rows["pigeon"] == (True, "channels: push; delivery at_most_once")  # undeclared
     assert rows["raven"][0] is False
     assert rows["crow"][0] is False
     assert "failed to load" in rows["crow"][1]

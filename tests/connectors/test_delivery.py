@@ -19,6 +19,7 @@ from providers import (
     API_KEY,
     CORP_ID,
     CORP_SECRET,
+    Answer,
     Providers,
 )
 from temporalio.testing import WorkflowEnvironment
@@ -114,6 +115,38 @@ async def test_a_provider_failing_half_its_requests_delivers_each_send_exactly_o
     assert providers.delivered == {d.send_key: 1 for d in deliveries}
     for delivery in deliveries:  # the provider's id lands in the delivery log
         assert delivery.provider_message_id == providers.seen_keys[delivery.send_key]
+
+
+async def test_a_gateway_timeout_from_an_sms_provider_is_unknown_and_never_resent(
+    harness: Harness, time_skipping_env: WorkflowEnvironment, providers: Providers
+) -> None:
+    # The provider took the message; the gateway in front of it answered 504 (no Aliyun Code).
+    providers.fail_next = [Answer(504, None, accept=True)]
+    spec = journey(
+        [
+            {
+                "id": "sms",
+                "send": {
+                    "channel": "sms",
+                    "template": "text",
+                    "on_failure": "mail",
+                    "on_suppressed": "mail",
+                },
+            },
+            {"id": "done", "exit": {}},
+            {"id": "mail", "send": {"channel": "email", "template": "mail"}},
+        ]
+    )
+    people = [person("p1", phone="+8613800000001", email="p1@example.com")]
+
+    (result,) = (await run(harness, time_skipping_env, spec, people)).values()
+
+    # Not retried, no other channel tried: it may have reached the person.
+    assert result.path == ["sms", "done"]
+    assert len(providers.requests) == 1
+    by_step = await deliveries_by_step(harness, spec)
+    assert (by_step["sms"].status, by_step["sms"].reason) == ("unknown", "no_answer:http_504")
+    assert providers.accepted == {by_step["sms"].send_key: 1}
 
 
 async def test_a_400_takes_on_failure_without_a_retry(

@@ -18,6 +18,7 @@ from provider_stub import read_body
 
 from connectors.base import RetryableSendError
 from engine.caps.pacing import RedisPacer
+from tests.connectors.conftest import serve
 from tests.harness import RedisServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -55,8 +56,6 @@ def most_in_any_window(times: list[float], seconds: float) -> int:
 def test_three_workers_together_keep_the_providers_rate(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    from conftest import serve
-
     receiver = Arrivals()
     with serve(receiver) as url:
         env = {

@@ -61,7 +61,7 @@ async def test_the_plugin_is_discovered_and_sends_a_journey(
     registry = ConnectorRegistry.from_settings(settings, http)
     assert registry.check() == []
     rows = {name: (ok, detail) for name, ok, detail in registry.installed()}
-    assert rows["pigeon_post"] == (True, "channels: sms")
+    assert rows["pigeon_post"] == (True, "channels: sms; delivery at_most_once")
     assert isinstance(registry.for_channel("sms"), LimitedConnector)  # its declared limits
 
     store = await sqlite_store(tmp_path)

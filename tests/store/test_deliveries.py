@@ -115,3 +115,38 @@ async def test_send_facts_read_a_batch_through_merges_and_consent(store: Store) 
     assert facts[asks[1]] == SendFacts(None, survivor, True, shop_id)
     assert facts[asks[2]] == SendFacts(None, survivor, False, shop_id)
     assert facts[asks[3]] == SendFacts(None, None, False)
+
+
+async def test_one_claim_per_send_key_and_unknown_only_for_a_lost_attempt(store: Store) -> None:
+    def claim(attempt: str) -> Delivery:
+        return _delivery("k1", status="attempting", provider_message_id=None, detail={"a": attempt})
+
+    first = await store.record_delivery(claim("first"))
+    assert first.detail == {"a": "first"}
+    # A second claim finds the first: the row (the first claim) says it lost.
+    assert (await store.record_delivery(claim("second"))).detail == {"a": "first"}
+
+    lost = _delivery("k1", status="unknown", reason="interrupted", provider_message_id=None)
+    assert (await store.record_delivery(lost)).status == "unknown"
+    # No claim takes an unknown send: it may have reached the person.
+    assert (await store.record_delivery(claim("third"))).status == "unknown"
+    # The lost attempt's late answer is better knowledge than unknown.
+    late = _delivery("k1")
+    assert await store.record_delivery(late) == late
+
+    # Unknown replaces only a claim, never a decided row.
+    failed = _delivery("k2", status="failed", reason="provider:http_400", provider_message_id=None)
+    await store.record_delivery(failed)
+    assert await store.record_delivery(replace(lost, send_key="k2")) == failed
+
+
+async def test_a_refused_claim_is_released_and_only_a_claim(store: Store) -> None:
+    claim = _delivery("k1", status="attempting", provider_message_id=None, detail={})
+    await store.record_delivery(claim)
+    await store.release_attempt("k1")
+    assert await store.get_delivery("k1") is None
+
+    sent = _delivery("k2")
+    await store.record_delivery(sent)
+    await store.release_attempt("k2")
+    assert await store.get_delivery("k2") == sent

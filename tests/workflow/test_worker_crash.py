@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,14 @@ from engine.dsl.models import Journey
 from engine.services.deploy import deploy_journey
 from engine.services.enroll import Enroller
 from engine.store import Store
-from tests.harness import RedisServer, person, sqlite_store
+from tests.harness import (
+    RedisServer,
+    person,
+    sqlite_store,
+    start_worker_process,
+    stop_processes,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -34,35 +39,15 @@ def start_worker(
     queue: str,
     log: Path,
     redis: RedisServer,
-):
-    policy = log.parent / "policy.yaml"
-    policy.write_text("caps: {global: [{max: 100, per: 1d}]}\n", encoding="utf-8")
-    environment = {
-        **os.environ,
-        "JOURNEY_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-        "JOURNEY_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-        "JOURNEY_TASK_QUEUE": queue,
+) -> subprocess.Popen[bytes]:
+    settings = {
         "JOURNEY_CONSOLE_PATH": str(outbox),
         "JOURNEY_CHANNELS": json.dumps({"sms": "console"}),
-        "JOURNEY_REDIS_URL": redis.url,
-        "JOURNEY_POLICY_PATH": str(policy),
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine.cli.main", "worker"],
-        env=environment,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    return start_worker_process(env, database, queue, log, redis, settings)
 
 
-async def wait_until(check, within: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.2)
-
-
-async def test_killed_worker_restarts_and_every_send_happens_exactly_once(
+async def test_killed_worker_restarts_and_no_send_happens_twice(
     dev_env: WorkflowEnvironment, tmp_path: Path, redis_server: RedisServer
 ) -> None:
     store: Store = await sqlite_store(tmp_path)
@@ -108,16 +93,19 @@ async def test_killed_worker_restarts_and_every_send_happens_exactly_once(
 
         await wait_until(all_done, within=120)
     finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                process.wait(timeout=20)
+        stop_processes(first, second)
 
     deliveries = await store.deliveries(journey_id=journey.id)
     assert len(deliveries) == PEOPLE * SENDS
-    assert {d.status for d in deliveries} == {"sent"}
     per_person = {(d.profile_id, d.step_id) for d in deliveries}
     assert len(per_person) == PEOPLE * SENDS
-    written = [json.loads(line)["send_key"] for line in outbox.read_text().splitlines()]
-    assert set(written) == {d.send_key for d in deliveries}
+    # The console file keeps every line (at most once): no message written twice; each send
+    # went out once, or was in flight at the kill and is logged unknown (written once or never).
+    written = Counter(json.loads(line)["send_key"] for line in outbox.read_text().splitlines())
+    assert max(written.values()) == 1
+    assert set(written) <= {d.send_key for d in deliveries}
+    for delivery in deliveries:
+        assert delivery.status in ("sent", "unknown")
+        if delivery.status == "sent":
+            assert written[delivery.send_key] == 1
     await store.aclose()
