@@ -1,4 +1,6 @@
-"""The funnel of a journey: who entered, which steps they reached, what was sent, who converted.
+"""The report of deployed journeys: the latest version of each, measured by
+``engine.analytics`` (funnel, conversions and revenue with last-touch attribution, experiments,
+lift, the nine numbers, fatigue, channel effect).
 
 Conversion is measured from the event store, not from the runs: a holdout person whose run ended
 at once still converts if they buy within the goal window — that is what makes holdouts honest.
@@ -6,119 +8,56 @@ at once still converts if they buy within the goal window — that is what makes
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from datetime import datetime
 
+from engine.analytics.model import Report
+from engine.analytics.period import Period
+from engine.analytics.report import build_report
 from engine.dsl.models import Journey
-from engine.stats import difference, wilson
+from engine.dsl.policy import Policy
+from engine.dsl.tiers import Tiers
 from engine.store import Store
 
 
-@dataclass(frozen=True)
-class StepRow:
-    step: str
-    reached: int
-    sent: int
-    suppressed: int
-    failed: int
-    exited: int
-    converted: int
-    """People who reached this step and converted within the goal window."""
+class UnknownJourney(LookupError):
+    """Journey ids that were never deployed; the message lists the deployed ones."""
+
+    def __init__(self, missing: Sequence[str], deployed: Sequence[str]) -> None:
+        self.missing = list(missing)
+        names = ", ".join(f"'{m}'" for m in missing)
+        known = ", ".join(deployed) if deployed else "none (run `journey deploy`)"
+        super().__init__(f"unknown journey {names}; deployed: {known}")
 
 
-@dataclass(frozen=True)
-class Funnel:
-    journey_id: str
-    entered: int
-    active: int
-    converted: int
-    steps: list[StepRow]
-    variants: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
-    """Split step -> variant -> (people, converted)."""
+async def deployed_journeys(store: Store, journey_ids: Sequence[str] | None) -> list[Journey]:
+    """The latest deployed version of each journey asked for (all when None or empty), in the
+    order asked; UnknownJourney when any was never deployed."""
+    versions = {v.journey_id: v for v in await store.latest_versions()}
+    wanted = list(dict.fromkeys(journey_ids)) if journey_ids else sorted(versions)
+    missing = [j for j in wanted if j not in versions]
+    if missing:
+        raise UnknownJourney(missing, sorted(versions))
+    return [Journey.model_validate(versions[j].definition) for j in wanted]
 
 
-async def funnel(store: Store, journey: Journey) -> Funnel:
-    enrollments = await store.enrollments(journey.id)
-    converted_ids: set[str] = set()
-    if journey.goal is not None:
-        goal, within = journey.goal.event, journey.goal.within
-        times = await store.goal_events(goal, [e.profile_id for e in enrollments])
-        converted_ids = {
-            e.id
-            for e in enrollments
-            if any(e.entered_at <= t <= e.entered_at + within for t in times.get(e.profile_id, []))
-        }
-    reached: Counter[str] = Counter()
-    exited: Counter[str] = Counter()
-    conv_at: Counter[str] = Counter()
-    variants: dict[str, dict[str, list[int]]] = {}
-    for e in enrollments:
-        for step in dict.fromkeys(e.path):
-            reached[step] += 1
-            conv_at[step] += e.id in converted_ids
-        if e.status != "active" and e.exit_step:
-            exited[e.exit_step] += 1
-        for step, variant in e.variants.items():
-            cell = variants.setdefault(step, {}).setdefault(variant, [0, 0])
-            cell[0] += 1
-            cell[1] += e.id in converted_ids
-    sends = Counter((d.step_id, d.status) for d in await store.deliveries(journey_id=journey.id))
-    rows = [
-        StepRow(
-            step=s.id,
-            reached=reached[s.id],
-            sent=sends[(s.id, "sent")],
-            suppressed=sends[(s.id, "suppressed")] + sends[(s.id, "expired")],
-            failed=sends[(s.id, "failed")],
-            exited=exited[s.id],
-            converted=conv_at[s.id],
-        )
-        for s in journey.steps
-    ]
-    return Funnel(
-        journey_id=journey.id,
-        entered=len(enrollments),
-        active=sum(e.status == "active" for e in enrollments),
-        converted=len(converted_ids),
-        steps=rows,
-        variants={k: {v: (c[0], c[1]) for v, c in d.items()} for k, d in variants.items()},
+async def journeys_report(
+    store: Store,
+    journey_ids: Sequence[str] | None,
+    *,
+    policy: Policy,
+    tiers: Tiers,
+    period: Period | None = None,
+    sequential: bool = False,
+    now: datetime | None = None,
+) -> Report:
+    journeys = await deployed_journeys(store, journey_ids)
+    return await build_report(
+        store,
+        journeys,
+        policy=policy,
+        tiers=tiers,
+        period=period,
+        sequential=sequential,
+        now=now,
     )
-
-
-def format_funnel(f: Funnel, name: str = "") -> str:
-    """A plain-text table a marketer can read in a terminal."""
-    rate = f"{100 * f.converted / f.entered:.1f}%" if f.entered else "-"
-    lines = [
-        f"{f.journey_id}{' — ' + name if name else ''}: entered {f.entered}, "
-        f"converted {f.converted} ({rate}), still active {f.active}",
-        f"  {'step':<16}{'reached':>9}{'sent':>7}{'suppr.':>8}{'failed':>8}{'exited':>8}"
-        f"{'conv.':>7}",
-    ]
-    for r in f.steps:
-        lines.append(
-            f"  {r.step:<16}{r.reached:>9}{r.sent:>7}{r.suppressed:>8}{r.failed:>8}"
-            f"{r.exited:>8}{r.converted:>7}"
-        )
-    for step, cells in f.variants.items():
-        lines.append(f"  split {step} (conversion, 95% confidence interval):")
-        ordered = sorted(cells.items())
-        for variant, (n, converted) in ordered:
-            low, high = wilson(converted, n)
-            lines.append(
-                f"    {variant:<12}{n:>6} people {converted:>6} converted "
-                f"{100 * converted / n:>6.1f}%  [{100 * low:.1f}%, {100 * high:.1f}%]"
-            )
-        # Compare with the holdout when there is one (the effect of messaging at all), else
-        # with the first variant.
-        label = "holdout" if "holdout" in cells else ordered[0][0]
-        base_people, base_converted = cells[label]
-        for variant, (n, converted) in ordered:
-            if variant == label:
-                continue
-            delta, low, high = difference((base_converted, base_people), (converted, n))
-            verdict = "better" if low > 0 else "worse" if high < 0 else "no clear difference"
-            lines.append(
-                f"    {variant} vs {label}: {100 * delta:+.1f} pts "
-                f"[{100 * low:+.1f}, {100 * high:+.1f}] — {verdict}"
-            )
-    return "\n".join(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.stats import difference, wilson
+from engine.analytics.stats import difference, wilson
 
 
 def test_wilson_matches_newcombes_worked_examples() -> None:
