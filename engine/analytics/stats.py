@@ -130,10 +130,16 @@ def mean_difference(
 
 def people_per_arm(baseline: float, mde: float, *, power: float = 0.8, alpha: float = ALPHA) -> int:
     """People needed in each of two equal arms to detect ``baseline + mde`` against
-    ``baseline`` (rates as fractions) with a two-sided test at level ``alpha``.
+    ``baseline`` (rates as fractions) with a two-sided test at level ``alpha``: the
+    :func:`sample_size`, rounded up.
 
     Raises ValueError for rates outside (0, 1), a zero difference or a power outside (0, 1).
     """
+    return math.ceil(sample_size(baseline, mde, power=power, alpha=alpha) - 1e-9)
+
+
+def sample_size(baseline: float, mde: float, *, power: float = 0.8, alpha: float = ALPHA) -> float:
+    """The exact (fractional) size behind :func:`people_per_arm`."""
     treated = baseline + mde
     if not (0 < baseline < 1 and 0 < treated < 1):
         raise ValueError("the baseline and baseline + difference must both lie between 0 and 1")
@@ -144,8 +150,7 @@ def people_per_arm(baseline: float, mde: float, *, power: float = 0.8, alpha: fl
     pooled = (treated + baseline) / 2
     std_null = math.sqrt(2 * pooled * (1 - pooled))
     std_alt = math.sqrt(treated * (1 - treated) + baseline * (1 - baseline))
-    n = ((z_of(alpha) * std_null + _NORMAL.inv_cdf(power) * std_alt) / mde) ** 2
-    return math.ceil(n - 1e-9)
+    return float(((z_of(alpha) * std_null + _NORMAL.inv_cdf(power) * std_alt) / mde) ** 2)
 
 
 def sequence_rho(planned: int, alpha: float = ALPHA) -> float:

@@ -207,3 +207,18 @@ async def test_a_goal_without_value_reports_revenue_as_n_a(store: Store) -> None
     [j] = built.journeys
     assert (j.converted, j.orders, j.revenue, j.orders_without_value) == (4, 4, 0.0, 0)
     assert "revenue n/a" in format_report(built)
+
+
+async def test_channel_effect_by_the_stage_people_entered_in(store: Store) -> None:
+    await seed(store)
+    rows = {
+        (r.channel, r.stage): (r.people, r.conversions, r.revenue_per_person.value)
+        for r in (await report(store)).channel_effect
+    }
+    # p1 bought an hour before entering: new; nobody else had bought before entry.
+    assert rows == {
+        ("sms", "prospect"): (2, 2, 55.0),
+        ("wecom", "new"): (1, 1, 100.0),
+        ("wecom", "prospect"): (1, 0, 0.0),
+        ("none", "prospect"): (3, 1, 0.0),
+    }
