@@ -22,13 +22,19 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
     Numeric,
     String,
+    Table,
     and_,
     case,
     cast,
     exists,
     func,
+    insert,
     literal,
     null,
     or_,
@@ -37,10 +43,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.selectable import Subquery
+from sqlalchemy.sql.selectable import Selectable
 
+from engine.store.columns import UTCDateTime
 from engine.store.core import StoreCore
-from engine.store.dialect_sql import Expr, array_items, day, number, object_items, shifted
+from engine.store.dialect_sql import (
+    Expr,
+    array_items,
+    day,
+    for_aggregates,
+    number,
+    object_items,
+    shifted,
+)
 from engine.store.tables import deliveries, enrollments, events
 
 
@@ -130,8 +145,13 @@ class AnalyticsStore(StoreCore):
         ``[entered_from, entered_before)`` (all when None). A journey without a goal has no
         conversions."""
         q = _Queries(self.dialect, journey_id, goal, lifecycle, entered_from, entered_before)
-        async with self._engine.connect() as conn:
-            return JourneyFacts(
+        # The orders and conversions are computed once into temporary tables (private to this
+        # connection, in SQLite's temp database: no write lock on the store) that every
+        # aggregate reads; the transaction's end (commit or rollback) drops them.
+        async with self._engine.begin() as conn:
+            await for_aggregates(conn)
+            await q.materialise(conn)
+            facts = JourneyFacts(
                 statuses=await _pairs(conn, q.statuses()),
                 exits=await _pairs(conn, q.exits()),
                 reached={
@@ -158,6 +178,8 @@ class AnalyticsStore(StoreCore):
                     (r.channel, r.stage): _outcome(r) for r in await conn.execute(q.channel_stage())
                 },
             )
+            await q.drop(conn)
+        return facts
 
 
 async def _pairs(conn: AsyncConnection, query: Executable) -> dict[str, int]:
@@ -194,6 +216,29 @@ def _outcome(row: Any) -> Outcome:
     )
 
 
+_TEMP = MetaData()
+_VALUE = Numeric().with_variant(Float(), "sqlite")
+_ORDERS = Table(
+    "report_orders",
+    _TEMP,
+    Column("enrollment_id", String),
+    Column("occurred_at", UTCDateTime),
+    Column("value", _VALUE),
+    Column("touch_key", String),
+    prefixes=["TEMPORARY"],
+)
+_CONVERTED = Table(
+    "report_converted",
+    _TEMP,
+    Column("enrollment_id", String, primary_key=True),
+    Column("orders", Integer),
+    Column("valued", Integer),
+    Column("revenue", _VALUE),
+    Column("first_at", UTCDateTime),
+    prefixes=["TEMPORARY"],
+)
+
+
 class _Queries:
     """The statements of one journey's report."""
 
@@ -224,44 +269,64 @@ class _Queries:
             where.append(table.c.entered_at < self.entered_before)
         return where
 
-    def orders(self, *, with_touch: bool = False) -> Subquery:
-        """One row per attributed order: enrollment id, time, value (and last touch)."""
+    async def materialise(self, conn: AsyncConnection) -> None:
+        """Fill the temporary tables: every attributed order, then every converted run."""
+        await conn.run_sync(_TEMP.create_all)
+        columns = ["enrollment_id", "occurred_at", "value", "touch_key"]
+        await conn.execute(insert(_ORDERS).from_select(columns, self._order_rows()))
+        o = _ORDERS
+        conversions = select(
+            o.c.enrollment_id,
+            func.count(),
+            func.count(o.c.value),
+            func.coalesce(func.sum(o.c.value), 0),
+            func.min(o.c.occurred_at),
+        ).group_by(o.c.enrollment_id)
+        await conn.execute(
+            insert(_CONVERTED).from_select(
+                ["enrollment_id", "orders", "valued", "revenue", "first_at"], conversions
+            )
+        )
+
+    async def drop(self, conn: AsyncConnection) -> None:
+        await conn.run_sync(_TEMP.drop_all)
+
+    def orders(self) -> Table:
+        """One row per attributed order: enrollment id, time, value, last touch's send key."""
+        return _ORDERS
+
+    def converted(self) -> Table:
+        """One row per converted enrollment: orders, valued orders, revenue, first order."""
+        return _CONVERTED
+
+    def _order_rows(self) -> Selectable:
         e, x = enrollments.alias("e"), events.alias("x")
         if self.goal is None:
-            # No goal, no orders: an empty set of the same shape.
-            cols: list[Any] = [
-                e.c.id.label("enrollment_id"),
-                e.c.entered_at.label("occurred_at"),
-                cast(null(), Numeric()).label("value"),
-            ]
-            if with_touch:
-                cols.append(cast(null(), String()).label("touch_key"))
-            return select(*cols).where(literal(False)).subquery("orders")
+            return select(
+                e.c.id, e.c.entered_at, cast(null(), Numeric()), cast(null(), String())
+            ).where(literal(False))
         later = enrollments.alias("later")
+        d = deliveries.alias("d")
         value = (
             number(self.dialect, x.c.properties, self.goal.value)
             if self.goal.value
             else cast(null(), Numeric())
         )
-        cols = [e.c.id.label("enrollment_id"), x.c.occurred_at, value.label("value")]
-        if with_touch:
-            d = deliveries.alias("d")
-            touch = (
-                select(d.c.send_key)
-                .where(
-                    d.c.journey_id == self.journey_id,
-                    d.c.profile_id == e.c.profile_id,
-                    d.c.status == "sent",
-                    d.c.created_at >= e.c.entered_at,
-                    d.c.created_at <= x.c.occurred_at,
-                )
-                .order_by(d.c.created_at.desc(), d.c.send_key.desc())
-                .limit(1)
-                .scalar_subquery()
+        touch = (
+            select(d.c.send_key)
+            .where(
+                d.c.journey_id == self.journey_id,
+                d.c.profile_id == e.c.profile_id,
+                d.c.status == "sent",
+                d.c.created_at >= e.c.entered_at,
+                d.c.created_at <= x.c.occurred_at,
             )
-            cols.append(touch.label("touch_key"))
+            .order_by(d.c.created_at.desc(), d.c.send_key.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
         return (
-            select(*cols)
+            select(e.c.id, x.c.occurred_at, value, touch)
             .select_from(e)
             .join(
                 x,
@@ -283,27 +348,10 @@ class _Queries:
                     )
                 ),
             )
-            .subquery("orders")
-        )
-
-    def converted(self) -> Subquery:
-        """One row per converted enrollment: orders, valued orders, revenue, first order."""
-        o = self.orders()
-        revenue = func.coalesce(func.sum(o.c.value), 0)
-        return (
-            select(
-                o.c.enrollment_id,
-                func.count().label("orders"),
-                func.count(o.c.value).label("valued"),
-                revenue.label("revenue"),
-                func.min(o.c.occurred_at).label("first_at"),
-            )
-            .group_by(o.c.enrollment_id)
-            .subquery("conv")
         )
 
     @staticmethod
-    def outcome_columns(c: Subquery, people: Expr) -> list[Any]:
+    def outcome_columns(c: Table, people: Expr) -> list[Any]:
         return [
             people.label("people"),
             func.count(c.c.enrollment_id).label("converted"),
@@ -404,7 +452,7 @@ class _Queries:
         )
 
     def touches(self) -> Executable:
-        o = self.orders(with_touch=True)
+        o = self.orders()
         return (
             select(
                 deliveries.c.step_id,
@@ -455,32 +503,9 @@ class _Queries:
             .limit(1)
             .scalar_subquery()
         )
-        people = (
-            select(
-                e.c.id.label("enrollment_id"),
-                func.coalesce(first_channel, "none").label("channel"),
-                self._stage_at_entry(e).label("stage"),
-            )
-            .where(*self.scope(e))
-            .subquery("people")
-        )
-        c = self.converted()
-        return (
-            select(
-                people.c.channel,
-                people.c.stage,
-                *self.outcome_columns(c, func.count(people.c.enrollment_id)),
-            )
-            .select_from(people)
-            .outerjoin(c, c.c.enrollment_id == people.c.enrollment_id)
-            .group_by(people.c.channel, people.c.stage)
-        )
-
-    def _stage_at_entry(self, e: Any) -> Expr:
-        """The person's lifecycle stage just before they entered (engine.dsl.tiers rules)."""
         rules = self.lifecycle
 
-        def bought(aggregate: Any) -> Expr:
+        def bought(aggregate: Any) -> Any:
             p = events.alias("p")
             return (
                 select(aggregate(p.c.occurred_at))
@@ -492,8 +517,34 @@ class _Queries:
                 .scalar_subquery()
             )
 
-        first, last = bought(func.min), bought(func.max)
-        at = e.c.entered_at
+        people = (
+            select(
+                e.c.id.label("enrollment_id"),
+                e.c.entered_at,
+                func.coalesce(first_channel, "none").label("channel"),
+                bought(func.min).label("first_at"),
+                bought(func.max).label("last_at"),
+            )
+            .where(*self.scope(e))
+            .subquery("people")
+        )
+        stage = self._stage(people.c.entered_at, people.c.first_at, people.c.last_at)
+        c = self.converted()
+        return (
+            select(
+                people.c.channel,
+                stage.label("stage"),
+                *self.outcome_columns(c, func.count(people.c.enrollment_id)),
+            )
+            .select_from(people)
+            .outerjoin(c, c.c.enrollment_id == people.c.enrollment_id)
+            .group_by(people.c.channel, stage)
+        )
+
+    def _stage(self, at: Expr, first: Expr, last: Expr) -> Expr:
+        """The lifecycle stage at ``at`` of a person whose purchases before it were between
+        ``first`` and ``last`` (the rules of engine.dsl.tiers)."""
+        rules = self.lifecycle
         return case(
             (last.is_(None), "prospect"),
             (first >= shifted(self.dialect, at, -rules.new_within), "new"),

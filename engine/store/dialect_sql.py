@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Float, Numeric, String, Text, case, cast, func, literal
+from sqlalchemy import Float, Numeric, String, Text, case, cast, func, literal, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import TableValuedAlias
 
@@ -66,3 +67,13 @@ def object_items(dialect: str, column: Expr, name: str) -> TableValuedAlias:
     if dialect == "postgresql":
         return func.jsonb_each_text(column).table_valued("key", "value").alias(name)
     return func.json_each(column).table_valued("key", "value").alias(name)
+
+
+async def for_aggregates(conn: AsyncConnection) -> None:
+    """Set up a transaction that runs the report's aggregates.
+
+    PostgreSQL's JIT compiler judges these statements expensive enough to compile, then spends
+    most of their time compiling: 2.1 s of 2.8 s for the channel-by-stage aggregate over 20,000
+    runs. The aggregates run faster interpreted, so JIT is off for this transaction only."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SET LOCAL jit = off"))

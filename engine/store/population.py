@@ -14,7 +14,7 @@ from sqlalchemy import Integer, Numeric, case, cast, func, literal, null, select
 
 from engine.store.analytics import LifecycleSpec
 from engine.store.core import StoreCore
-from engine.store.dialect_sql import number
+from engine.store.dialect_sql import for_aggregates, number
 from engine.store.tables import deliveries, events, profiles, subscriptions
 
 
@@ -114,6 +114,7 @@ class PopulationStore(StoreCore):
             func.coalesce(func.sum(person.c.revenue), 0).label("revenue"),
         ).group_by(group)
         async with self._engine.connect() as conn:
+            await for_aggregates(conn)
             return {
                 r.grp: GroupFacts(int(r.traffic), int(r.buyers), int(r.orders), float(r.revenue))
                 for r in await conn.execute(query)
@@ -192,6 +193,7 @@ class PopulationStore(StoreCore):
             .order_by(bucket)
         )
         async with self._engine.connect() as conn:
+            await for_aggregates(conn)
             return [
                 TouchGroupFacts(
                     int(r.touches), int(r.people), int(r.unsubscribed), int(r.complained)
