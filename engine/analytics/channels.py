@@ -3,13 +3,15 @@ stage, over the runs of the journeys in the report.
 
 A run's channel is the channel of the first message sent in it (``none`` when nothing was sent:
 holdouts, suppressed sends), so the groups do not overlap; its stage is the person's lifecycle
-stage when they entered. Where a split sends each arm through another channel, the comparison
+stage when they entered; by tier, their member tier at the report's time (tiers are spend
+over the last year, so a tier at entry would need the whole tier language evaluated in the
+past). Where a split sends each arm through another channel, the comparison
 between channels is randomised; elsewhere it is observational (people differ by channel).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from engine.analytics.model import ChannelEffect, Estimate
 from engine.analytics.stats import Moments, mean_interval, wilson
@@ -29,8 +31,12 @@ def add(a: Outcome, b: Outcome) -> Outcome:
     )
 
 
-def channel_effect(groups: Iterable[dict[tuple[str, str], Outcome]]) -> list[ChannelEffect]:
-    """One row per (channel, stage) with people, over every journey's groups."""
+def channel_effect(
+    groups: Iterable[dict[tuple[str, str], Outcome]],
+    dimension: str = "stage",
+    order_of: Sequence[str] = STAGES,
+) -> list[ChannelEffect]:
+    """One row per (channel, stage or tier) with people, over every journey's groups."""
     total: dict[tuple[str, str], Outcome] = {}
     for journey_groups in groups:
         for key, out in journey_groups.items():
@@ -38,7 +44,7 @@ def channel_effect(groups: Iterable[dict[tuple[str, str], Outcome]]) -> list[Cha
 
     def order(key: tuple[str, str]) -> tuple[bool, str, int]:
         channel, stage = key
-        return channel == "none", channel, STAGES.index(stage) if stage in STAGES else 99
+        return channel == "none", channel, order_of.index(stage) if stage in order_of else 99
 
     rows: list[ChannelEffect] = []
     for channel, stage in sorted(total, key=order):
@@ -56,6 +62,7 @@ def channel_effect(groups: Iterable[dict[tuple[str, str], Outcome]]) -> list[Cha
                 revenue_per_person=Estimate(
                     *mean_interval(Moments(out.people, out.revenue, out.revenue_squares))
                 ),
+                dimension=dimension,
             )
         )
     return rows

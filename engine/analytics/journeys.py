@@ -5,6 +5,7 @@ attribution, experiments and holdout lift, from the store's aggregates
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from engine.analytics.experiments import read_experiment, read_lift
 from engine.analytics.model import DayPoint, JourneyReport, StepRow, Touch
@@ -31,12 +32,13 @@ async def journey_facts(
     journey: Journey,
     lifecycle: LifecycleSpec,
     entered: tuple[datetime, datetime] | None = None,
+    tier_of: Any = None,
 ) -> JourneyFacts:
     goal = journey.goal
     spec = None if goal is None else GoalSpec(goal.event, goal.within, goal.value)
     start, end = entered if entered else (None, None)
     return await store.journey_facts(
-        journey.id, spec, lifecycle, entered_from=start, entered_before=end
+        journey.id, spec, lifecycle, entered_from=start, entered_before=end, tier_of=tier_of
     )
 
 

@@ -181,6 +181,9 @@ class ChannelEffect:
     conversions: int
     rate: Estimate
     revenue_per_person: Estimate
+    dimension: str = "stage"
+    """What ``stage`` holds: "stage" (lifecycle stage at entry) or "tier" (member tier at the
+    report's time; "none" for people without one)."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import case
 
 from engine.analytics.channels import channel_effect
 from engine.analytics.fatigue import fatigue_curve
@@ -20,6 +23,8 @@ from engine.analytics.journeys import journey_facts, journey_report
 from engine.analytics.kpis import lifecycle_of, nine_numbers
 from engine.analytics.model import Report
 from engine.analytics.period import Period
+from engine.conditions.sql import SqlCompiler, prepare
+from engine.dsl.conditions import TierCondition
 from engine.dsl.models import Journey
 from engine.dsl.policy import Policy
 from engine.dsl.tiers import Tiers
@@ -49,7 +54,8 @@ async def build_report(
     lifecycle = lifecycle_of(tiers)
     entered = period.instants(policy.timezone) if period else None
     min_sample = policy.experiments.min_sample
-    facts = [await journey_facts(store, j, lifecycle, entered) for j in journeys]
+    tier_of = await tier_expression(store, tiers, now)
+    facts = [await journey_facts(store, j, lifecycle, entered, tier_of) for j in journeys]
     reports = [
         journey_report(j, f, min_sample=min_sample, sequential=sequential)
         for j, f in zip(journeys, facts, strict=True)
@@ -65,9 +71,25 @@ async def build_report(
         journeys=reports,
         kpis=kpis,
         fatigue=fatigue,
-        channel_effect=channel_effect(f.channel_stage for f in facts),
+        channel_effect=[
+            *channel_effect(f.channel_stage for f in facts),
+            *channel_effect((f.channel_tier for f in facts), "tier", [*tiers.tier_ids(), "none"]),
+        ],
         period=(period.start, period.end) if period else None,
     )
+
+
+async def tier_expression(store: Store, tiers: Tiers, now: datetime) -> Any:
+    """SQL over ``profiles`` giving each person's member tier at ``now`` (NULL: none), compiled
+    from the tier rules by the segment compiler; None without tiers."""
+    if not tiers.tiers:
+        return None
+    whens = []
+    for tier in tiers.tiers:
+        condition = TierCondition(tier=[tier.id])
+        evaluation = await prepare(store, condition, now, tiers)
+        whens.append((SqlCompiler(store.dialect, evaluation).where(condition), tier.id))
+    return case(*whens)
 
 
 def _last_days(now: datetime, timezone: str, days: int) -> Period:

@@ -185,13 +185,14 @@ def format_fatigue(f: Fatigue) -> str:
 
 def format_channel_effect(rows: list[ChannelEffect]) -> str:
     lines = [
-        "channel effect by lifecycle stage at entry (first channel of each run; 95% intervals)",
-        f"  {'channel':<10}{'stage':<10}{'people':>8}{'conv.':>7}{'rate':>8}  {'interval':<16}"
+        "channel effect by lifecycle stage at entry and by tier now (first channel of each run; "
+        "95% intervals)",
+        f"  {'channel':<10}{'segment':<16}{'people':>8}{'conv.':>7}{'rate':>8}  {'interval':<16}"
         f"{'revenue/person':>15}  interval",
     ]
     for r in rows:
         lines.append(
-            f"  {r.channel:<10}{r.stage:<10}{r.people:>8}{r.conversions:>7}"
+            f"  {r.channel:<10}{r.dimension + ' ' + r.stage:<16}{r.people:>8}{r.conversions:>7}"
             f"{pct(r.rate.value):>8}  {interval(r.rate):<16}"
             f"{money(r.revenue_per_person.value):>15}  {interval(r.revenue_per_person, 1, 2)}"
         )

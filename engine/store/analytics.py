@@ -56,7 +56,7 @@ from engine.store.dialect_sql import (
     object_items,
     shifted,
 )
-from engine.store.tables import deliveries, enrollments, events
+from engine.store.tables import deliveries, enrollments, events, profiles
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,8 @@ class JourneyFacts:
     days: list[DayFacts]
     channel_stage: dict[tuple[str, str], Outcome] = field(default_factory=dict)
     """(first channel, lifecycle stage at entry) -> outcome."""
+    channel_tier: dict[tuple[str, str], Outcome] = field(default_factory=dict)
+    """(first channel, member tier at the report's time) -> outcome (with ``tier_of``)."""
 
 
 class AnalyticsStore(StoreCore):
@@ -140,10 +142,12 @@ class AnalyticsStore(StoreCore):
         *,
         entered_from: datetime | None = None,
         entered_before: datetime | None = None,
+        tier_of: Expr | None = None,
     ) -> JourneyFacts:
         """Every aggregate of one journey's report, for the people who entered in
         ``[entered_from, entered_before)`` (all when None). A journey without a goal has no
-        conversions."""
+        conversions. ``tier_of``, an expression over ``tables.profiles`` giving a person's tier
+        (the segment compiler builds it), adds the channel effect by tier."""
         q = _Queries(self.dialect, journey_id, goal, lifecycle, entered_from, entered_before)
         # The orders and conversions are computed once into temporary tables (private to this
         # connection, in SQLite's temp database: no write lock on the store) that every
@@ -176,6 +180,12 @@ class AnalyticsStore(StoreCore):
                 days=await _days(conn, q),
                 channel_stage={
                     (r.channel, r.stage): _outcome(r) for r in await conn.execute(q.channel_stage())
+                },
+                channel_tier={}
+                if tier_of is None
+                else {
+                    (r.channel, r.stage): _outcome(r)
+                    for r in await conn.execute(q.channel_stage(tier_of))
                 },
             )
             await q.drop(conn)
@@ -487,7 +497,9 @@ class _Queries:
             when.label("day"), func.coalesce(func.sum(o.c.value), 0).label("revenue")
         ).group_by(when)
 
-    def channel_stage(self) -> Executable:
+    def channel_stage(self, tier_of: Expr | None = None) -> Executable:
+        """Outcomes by first channel and lifecycle stage at entry (or, with ``tier_of``, by
+        the tier it gives)."""
         e = enrollments
         d = deliveries.alias("first_send")
         first_channel = (
@@ -517,28 +529,41 @@ class _Queries:
                 .scalar_subquery()
             )
 
-        people = (
-            select(
-                e.c.id.label("enrollment_id"),
-                e.c.entered_at,
-                func.coalesce(first_channel, "none").label("channel"),
-                bought(func.min).label("first_at"),
-                bought(func.max).label("last_at"),
+        if tier_of is None:
+            people = (
+                select(
+                    e.c.id.label("enrollment_id"),
+                    e.c.entered_at,
+                    func.coalesce(first_channel, "none").label("channel"),
+                    bought(func.min).label("first_at"),
+                    bought(func.max).label("last_at"),
+                )
+                .where(*self.scope(e))
+                .subquery("people")
             )
-            .where(*self.scope(e))
-            .subquery("people")
-        )
-        stage = self._stage(people.c.entered_at, people.c.first_at, people.c.last_at)
+            group = self._stage(people.c.entered_at, people.c.first_at, people.c.last_at)
+        else:
+            people = (
+                select(
+                    e.c.id.label("enrollment_id"),
+                    func.coalesce(first_channel, "none").label("channel"),
+                    func.coalesce(tier_of, "none").label("tier"),
+                )
+                .select_from(e.outerjoin(profiles, profiles.c.id == e.c.profile_id))
+                .where(*self.scope(e))
+                .subquery("people")
+            )
+            group = people.c.tier
         c = self.converted()
         return (
             select(
                 people.c.channel,
-                stage.label("stage"),
+                group.label("stage"),
                 *self.outcome_columns(c, func.count(people.c.enrollment_id)),
             )
             .select_from(people)
             .outerjoin(c, c.c.enrollment_id == people.c.enrollment_id)
-            .group_by(people.c.channel, stage)
+            .group_by(people.c.channel, group)
         )
 
     def _stage(self, at: Expr, first: Expr, last: Expr) -> Expr:

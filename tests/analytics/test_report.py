@@ -222,3 +222,34 @@ async def test_channel_effect_by_the_stage_people_entered_in(store: Store) -> No
         ("wecom", "prospect"): (1, 0, 0.0),
         ("none", "prospect"): (3, 1, 0.0),
     }
+
+
+async def test_channel_effect_by_tier_at_the_report_time(store: Store) -> None:
+    await seed(store)
+    tiers = Tiers.model_validate(
+        {
+            "tiers": [
+                {
+                    "id": "gold",
+                    "when": {"event": "order_paid", "within": "365d", "sum": "amount", "gte": 100},
+                },
+                {"id": "bronze", "when": {"event": "order_paid"}},
+            ]
+        }
+    )
+    built = await build_report(store, [JOURNEY], policy=Policy(), tiers=tiers, now=T + 10 * D)
+    rows = {
+        (r.channel, r.stage): (r.people, r.conversions)
+        for r in built.channel_effect
+        if r.dimension == "tier"
+    }
+    # spend to date: p1 150 and p2 1,040 (gold); p3 (no numeric amount) and p5 70 (bronze)
+    assert rows == {
+        ("sms", "gold"): (1, 1),
+        ("sms", "bronze"): (1, 1),
+        ("wecom", "gold"): (1, 1),
+        ("wecom", "bronze"): (1, 0),
+        ("none", "bronze"): (1, 1),
+        ("none", "none"): (2, 0),
+    }
+    assert "tier gold" in format_report(built)
