@@ -5,7 +5,9 @@ Runs on SQLite and PostgreSQL (the aggregates are SQL of each dialect)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -253,3 +255,21 @@ async def test_channel_effect_by_tier_at_the_report_time(store: Store) -> None:
         ("none", "none"): (2, 0),
     }
     assert "tier gold" in format_report(built)
+
+
+async def test_the_report_reads_while_a_writer_holds_sqlites_lock(tmp_path: Path) -> None:
+    """Its temporary tables live in SQLite's temp database: a worker writing the store at the
+    same time neither blocks the report nor is blocked by it."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'journey.db'}"
+    writer, reader = Store.from_url(url), Store.from_url(url)
+    try:
+        await writer.migrate()
+        await seed(writer)
+        async with writer.engine.connect() as conn:
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            built = await asyncio.wait_for(report(reader), timeout=5)
+            await conn.rollback()
+        assert built.journeys[0].orders == 4
+    finally:
+        await writer.aclose()
+        await reader.aclose()
