@@ -144,8 +144,8 @@ SQLITE = {
     "day": "substr({col}, 1, 10)",
     "path": "json_each(n.path) AS s",
     "arms": "json_each(n.variants) AS v",
-    "minus": "strftime('%Y-%m-%d %H:%M:%S', n.entered_at, '-{secs} seconds')"
-    " || substr(n.entered_at, 20)",
+    "minus": "strftime('%Y-%m-%d %H:%M:%S', p.entered_at, '-{secs} seconds')"
+    " || substr(p.entered_at, 20)",
 }
 POSTGRES = {
     "until": "e.entered_at + interval '{secs} seconds'",
@@ -154,7 +154,7 @@ POSTGRES = {
     "day": "to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     "path": "jsonb_array_elements_text(n.path) AS s",
     "arms": "jsonb_each_text(n.variants) AS v",
-    "minus": "n.entered_at - interval '{secs} seconds'",
+    "minus": "p.entered_at - interval '{secs} seconds'",
 }
 
 
@@ -212,27 +212,26 @@ def baseline_statements(dialect: str) -> list[str]:
         f"SELECT {d['day'].format(col='first_at')}, count(*) FROM conv GROUP BY 1",
         f"SELECT {d['day'].format(col='occurred_at')}, coalesce(sum(value), 0) FROM orders "
         "GROUP BY 1",
-        f"""SELECT p.channel, p.stage, count(*), count(c.enrollment_id), sum(c.orders),
-              sum(c.valued), sum(c.revenue), sum(c.revenue * c.revenue)
-            FROM (SELECT n.id,
+        f"""SELECT p.channel,
+              CASE WHEN p.last_at IS NULL THEN 'prospect'
+                   WHEN p.first_at >= {stage(30)} THEN 'new'
+                   WHEN p.last_at >= {stage(60)} THEN 'active'
+                   WHEN p.last_at >= {stage(120)} THEN 'dormant'
+                   ELSE 'churned' END AS stage,
+              count(*), count(c.enrollment_id), sum(c.orders), sum(c.valued), sum(c.revenue),
+              sum(c.revenue * c.revenue)
+            FROM (SELECT n.id, n.entered_at,
                    coalesce((SELECT t.channel FROM deliveries t WHERE t.journey_id = {j}
                      AND t.profile_id = n.profile_id AND t.status = 'sent'
                      AND t.created_at >= n.entered_at
                      AND (n.ended_at IS NULL OR t.created_at <= n.ended_at)
                      ORDER BY t.created_at, t.send_key LIMIT 1), 'none') AS channel,
-                   CASE WHEN b.last_at IS NULL THEN 'prospect'
-                        WHEN b.first_at >= {stage(30)} THEN 'new'
-                        WHEN b.last_at >= {stage(60)} THEN 'active'
-                        WHEN b.last_at >= {stage(120)} THEN 'dormant'
-                        ELSE 'churned' END AS stage
-                  FROM enrollments n, (SELECT
-                    (SELECT min(y.occurred_at) FROM events y WHERE y.profile_id = n2.profile_id
-                      AND y.name = 'order_paid' AND y.occurred_at < n2.entered_at) AS first_at,
-                    (SELECT max(y.occurred_at) FROM events y WHERE y.profile_id = n2.profile_id
-                      AND y.name = 'order_paid' AND y.occurred_at < n2.entered_at) AS last_at,
-                    n2.id AS nid FROM enrollments n2 WHERE n2.journey_id = {j}) b
-                  WHERE n.id = b.nid) p
-            LEFT JOIN conv c ON c.enrollment_id = p.id GROUP BY p.channel, p.stage""",
+                   (SELECT min(y.occurred_at) FROM events y WHERE y.profile_id = n.profile_id
+                     AND y.name = 'order_paid' AND y.occurred_at < n.entered_at) AS first_at,
+                   (SELECT max(y.occurred_at) FROM events y WHERE y.profile_id = n.profile_id
+                     AND y.name = 'order_paid' AND y.occurred_at < n.entered_at) AS last_at
+                  FROM enrollments n WHERE n.journey_id = {j}) p
+            LEFT JOIN conv c ON c.enrollment_id = p.id GROUP BY 1, 2""",
         "DROP TABLE conv",
         "DROP TABLE orders",
     ]

@@ -151,7 +151,9 @@ class AnalyticsStore(StoreCore):
         q = _Queries(self.dialect, journey_id, goal, lifecycle, entered_from, entered_before)
         # The orders and conversions are computed once into temporary tables (private to this
         # connection, in SQLite's temp database: no write lock on the store) that every
-        # aggregate reads; the transaction's end (commit or rollback) drops them.
+        # aggregate reads; they are dropped at the end, and a failure's rollback undoes their
+        # creation (DDL is transactional on both databases), so a pooled connection never
+        # keeps them.
         async with self._engine.begin() as conn:
             await for_aggregates(conn)
             await q.materialise(conn)
