@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -201,11 +201,16 @@ async def _simulate_purchases(
     week = 7 * DAY / options.time_scale
     say(f"simulating {len(buyers)} purchases over one simulated week ({week:.0f}s) ...")
 
+    origin, started = datetime.now(UTC), time.monotonic()
+
     async def buy(pid: str, delay: float) -> None:
         await asyncio.sleep(delay)
-        at = datetime.now(UTC)
+        # Stamped on the journeys' scaled timeline (their sends are), so the report's last
+        # touch (the last message sent before the order) compares like with like.
+        at = origin + timedelta(seconds=(time.monotonic() - started) * options.time_scale)
+        amount = rng.choice((59, 99, 199))
         await router.ingest(
-            Event(f"order-{pid}", pid, "order_paid", at, {"amount": rng.choice((59, 99, 199))}), at
+            Event(f"order-{pid}", pid, "order_paid", at, {"amount": amount}), datetime.now(UTC)
         )
 
     await asyncio.gather(*(buy(pid, rng.uniform(0, week)) for pid in buyers))
