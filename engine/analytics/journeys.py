@@ -70,8 +70,10 @@ def journey_report(
     for s in journey.steps:
         if not isinstance(s, SplitStep):
             continue
-        variants = [v.variant for v in s.split]
         outcomes = {v: out for (step, v), out in facts.arms.items() if step == s.id}
+        # Runs of an earlier version may have landed in a variant this one no longer has.
+        variants = [v.variant for v in s.split]
+        variants += sorted(set(outcomes) - set(variants))
         experiments.append(
             read_experiment(s.id, variants, outcomes, min_sample=min_sample, sequential=sequential)
         )

@@ -273,3 +273,11 @@ async def test_the_report_reads_while_a_writer_holds_sqlites_lock(tmp_path: Path
     finally:
         await writer.aclose()
         await reader.aclose()
+
+
+async def test_a_variant_of_an_earlier_version_is_still_reported(store: Store) -> None:
+    await seed(store)
+    await store.create_enrollment(enrollment("e7", "p7", "C", ["test", "done"]))
+    [x] = (await report(store)).journeys[0].experiments
+    assert [a.variant for a in x.arms] == ["A", "B", "holdout", "C"]
+    assert x.arms[-1].people == 1
