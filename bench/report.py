@@ -278,6 +278,17 @@ async def measure(name: str, store: Store, scale: float, rounds: int, seed_: int
         f"ratio {a / b:.2f}x",
         flush=True,
     )
+    # The report's other two aggregates, over the whole base (no baseline: one GROUP BY each).
+    end = START + timedelta(days=60)
+    started = time.perf_counter()
+    await store.kpi_facts(LIFECYCLE, "amount", START + timedelta(days=30), end)
+    kpis = time.perf_counter() - started
+    started = time.perf_counter()
+    await store.fatigue_facts(end - timedelta(days=7), end, last_group=10)
+    print(
+        f"{name}: nine numbers {kpis:.2f}s, fatigue {time.perf_counter() - started:.2f}s",
+        flush=True,
+    )
 
 
 async def _same_numbers(store: Store) -> None:
