@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,7 +41,7 @@ async def build_report(
     *,
     policy: Policy,
     tiers: Tiers,
-    period: Period | None = None,
+    period: Period | tuple[date, date] | None = None,
     sequential: bool = False,
     now: datetime | None = None,
 ) -> Report:
@@ -49,7 +49,10 @@ async def build_report(
     numbers for ``period`` (default: the last 30 days) against the period before, and the
     fatigue curve over the 7 days before ``now`` (or before the period's end).
 
-    ``sequential`` turns the experiments' intervals into always-valid ones."""
+    ``period`` is a :class:`Period` or (first day, last day), both included, in the policy's
+    timezone. ``sequential`` turns the experiments' intervals into always-valid ones."""
+    if isinstance(period, tuple):
+        period = Period(*period)
     now = now or datetime.now(UTC)
     lifecycle = lifecycle_of(tiers)
     entered = period.instants(policy.timezone) if period else None
