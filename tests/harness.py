@@ -24,9 +24,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
+from engine.analytics.model import JourneyReport
+from engine.analytics.report import build_report
 from engine.caps.checker import AllowAll, CapChecker
 from engine.domain import JourneyVersion, Profile
 from engine.dsl.models import Journey
+from engine.dsl.policy import Policy
+from engine.dsl.tiers import Tiers
 from engine.services.deploy import deploy_journey
 from engine.services.enroll import Enroller
 from engine.services.events import EventRouter
@@ -212,3 +216,10 @@ async def wait_until(check: Callable[[], Any], within: float) -> None:
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.2)
+
+
+async def journey_report(store: Store, journey: Journey) -> JourneyReport:
+    """The report a marketer reads for ``journey`` (all its entries, the default policy)."""
+    report = await build_report(store, [journey], policy=Policy(), tiers=Tiers())
+    [only] = report.journeys
+    return only

@@ -120,6 +120,11 @@ class JourneyReport:
     last_touches: list[Touch] = field(default_factory=list)
     timeline: list[DayPoint] = field(default_factory=list)
     exit_reasons: dict[str, int] = field(default_factory=dict)
+    orders_without_value: int = 0
+    """Orders whose goal value property was missing or not a number: counted as orders, with
+    no revenue (the renderers say so when it is not 0)."""
+    revenue_property: str | None = None
+    """The goal's ``value`` property; None: the goal carries no revenue (shown as n/a)."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,9 @@ class ChannelEffect:
     conversions: int
     rate: Estimate
     revenue_per_person: Estimate
+    dimension: str = "stage"
+    """What ``stage`` holds: "stage" (lifecycle stage at entry) or "tier" (member tier at the
+    report's time; "none" for people without one)."""
 
 
 @dataclass(frozen=True)
@@ -187,3 +195,5 @@ class Report:
     kpis: Kpis | None = None
     fatigue: Fatigue | None = None
     channel_effect: list[ChannelEffect] = field(default_factory=list)
+    period: tuple[date, date] | None = None
+    """The days (first, last, inclusive) whose entries the journeys count; None: all time."""

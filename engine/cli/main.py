@@ -22,7 +22,14 @@ from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
-from engine.cli import authoring, connectors_cmd, data_cmd, lifecycle_cmd, simulate_cmd
+from engine.cli import (
+    analytics_cmd,
+    authoring,
+    connectors_cmd,
+    data_cmd,
+    lifecycle_cmd,
+    simulate_cmd,
+)
 from engine.cli.stores import open_store
 from engine.dsl.errors import DslError
 from engine.settings import Settings, settings_problem
@@ -44,6 +51,7 @@ connectors_cmd.register(app)
 data_cmd.register(app)
 simulate_cmd.register(app)
 lifecycle_cmd.register(app)
+analytics_cmd.register(app)
 
 
 _PROCESSES = frozenset({"worker", "api", "dev", "demo"})
@@ -355,25 +363,6 @@ def why(
             lines = await explain_sends(store, profile_id, journey)
         for line in lines or [f"no send attempts recorded for {profile_id}"]:
             typer.echo(line)
-
-    _run(go())
-
-
-@app.command()
-def report(
-    journey_ids: Annotated[list[str] | None, typer.Argument(help="default: every journey")] = None,
-) -> None:
-    """Print each journey's funnel: entered, reached, sent, suppressed, exited, converted."""
-    from engine.dsl.models import Journey
-    from engine.services.report import format_funnel, funnel
-
-    async def go() -> None:
-        async with open_store(Settings()) as store:
-            for version in await store.latest_versions():
-                if journey_ids and version.journey_id not in journey_ids:
-                    continue
-                journey = Journey.model_validate(version.definition)
-                typer.echo(format_funnel(await funnel(store, journey), journey.name) + "\n")
 
     _run(go())
 

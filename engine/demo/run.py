@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -22,15 +22,17 @@ from temporalio.client import Client
 
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
+from engine.analytics.text import format_journey
 from engine.caps.redis_caps import RedisCapService
 from engine.demo.population import population
 from engine.domain import Event, JourneyVersion
-from engine.dsl.loader import load_policy, load_segment
+from engine.dsl.loader import load_policy, load_segment, load_tiers
 from engine.dsl.models import EventEntry, SegmentEntry
+from engine.dsl.tiers import Tiers
 from engine.services.deploy import deploy_file
 from engine.services.enroll import Enroller
 from engine.services.events import EventRouter
-from engine.services.report import format_funnel, funnel
+from engine.services.report import journeys_report
 from engine.services.segments import segment_members
 from engine.stack import EmbeddedStack, StackPorts
 from engine.store import Store
@@ -100,9 +102,14 @@ async def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
             await _wait_for_runs(store, versions, within=90, say=say)
 
         say("")
-        for version in versions:
-            journey = enroller.journey(version)
-            say(format_funnel(await funnel(store, journey), journey.name))
+        report = await journeys_report(
+            store,
+            [v.journey_id for v in versions],
+            policy=policy,
+            tiers=_tiers(options.journeys_dir / "tiers.yaml"),
+        )
+        for journey_report in report.journeys:
+            say(format_journey(journey_report))
             say("")
         sent = sum(1 for _ in messages.open(encoding="utf-8")) if messages.exists() else 0
         say(f"{sent} messages written to {messages} (console connector)")
@@ -119,6 +126,10 @@ async def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
         await redis_client.aclose()
         await store.aclose()
         await stack.stop()
+
+
+def _tiers(path: Path) -> Tiers:
+    return load_tiers(path) if path.exists() else Tiers()
 
 
 async def _end_leftover_runs(client: Client) -> int:
@@ -190,11 +201,16 @@ async def _simulate_purchases(
     week = 7 * DAY / options.time_scale
     say(f"simulating {len(buyers)} purchases over one simulated week ({week:.0f}s) ...")
 
+    origin, started = datetime.now(UTC), time.monotonic()
+
     async def buy(pid: str, delay: float) -> None:
         await asyncio.sleep(delay)
-        at = datetime.now(UTC)
+        # Stamped on the journeys' scaled timeline (their sends are), so the report's last
+        # touch (the last message sent before the order) compares like with like.
+        at = origin + timedelta(seconds=(time.monotonic() - started) * options.time_scale)
+        amount = rng.choice((59, 99, 199))
         await router.ingest(
-            Event(f"order-{pid}", pid, "order_paid", at, {"amount": rng.choice((59, 99, 199))}), at
+            Event(f"order-{pid}", pid, "order_paid", at, {"amount": amount}), datetime.now(UTC)
         )
 
     await asyncio.gather(*(buy(pid, rng.uniform(0, week)) for pid in buyers))

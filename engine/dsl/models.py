@@ -100,10 +100,14 @@ class Reentry(Strict):
 
 
 class Goal(Strict):
-    """Conversion: ``event`` within ``within`` of entry. It ends the run at once, even mid-wait."""
+    """Conversion: ``event`` within ``within`` of entry. It ends the run at once, even mid-wait.
+
+    ``value`` names the event property holding the order's revenue (e.g. ``amount``); the report
+    sums it per person, step, variant and channel. Without it conversions carry no revenue."""
 
     event: AttributeName
     within: Duration
+    value: AttributeName | None = None
 
     def reached(self, entered_at: datetime, occurred_at: datetime) -> bool:
         """Whether a goal event that occurred at ``occurred_at`` converts a run that entered at

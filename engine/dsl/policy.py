@@ -9,6 +9,7 @@
     quiet_hours: {from: "21:00", to: "09:00", action: defer}   # defer | drop, person's time
     on_capped: {action: defer, expire_after: 2d}        # defer | skip | exit
     arbitration: {window: 10m}         # highest priority wins; absent = first come, first served
+    experiments: {min_sample: 100}     # no winner before every arm has this many people
 
 A journey adds its own ``caps`` and ``priority``; a send step may override ``on_suppressed``.
 """
@@ -81,6 +82,13 @@ class Arbitration(Strict):
     window: Duration | None = None
 
 
+class Experiments(Strict):
+    """How experiments are read: no winner is declared before every arm has ``min_sample``
+    people."""
+
+    min_sample: int = Field(100, ge=1, le=10_000_000)
+
+
 class Policy(Strict):
     timezone: str = "Asia/Shanghai"
     window: Literal["rolling", "calendar"] = "rolling"
@@ -88,6 +96,7 @@ class Policy(Strict):
     quiet_hours: QuietHours | None = None
     on_capped: OnCapped = Field(default_factory=OnCapped)
     arbitration: Arbitration = Field(default_factory=Arbitration)
+    experiments: Experiments = Field(default_factory=Experiments)
 
     @model_validator(mode="after")
     def _calendar_windows_are_whole_days(self) -> Policy:

@@ -6,15 +6,26 @@ opens a short connection or transaction of its own; nothing is held between call
 
 from __future__ import annotations
 
+from engine.store.analytics import AnalyticsStore
 from engine.store.controls import ControlStore
 from engine.store.delivery_log import DeliveryStore
 from engine.store.events import EventStore
 from engine.store.journeys import JourneyStore
 from engine.store.memberships import MembershipStore
 from engine.store.people import PeopleStore
+from engine.store.population import PopulationStore
 
 
-class Store(PeopleStore, EventStore, JourneyStore, MembershipStore, DeliveryStore, ControlStore):
+class Store(
+    PeopleStore,
+    EventStore,
+    JourneyStore,
+    MembershipStore,
+    DeliveryStore,
+    AnalyticsStore,
+    PopulationStore,
+    ControlStore,
+):
     """Async access to the journey database (SQLite or PostgreSQL).
 
     Build it with :meth:`from_url`, call :meth:`migrate` once at start-up, :meth:`aclose` at exit

@@ -174,6 +174,8 @@ deliveries = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index(None, "profile_id", "created_at"),
     Index(None, "journey_id", "step_id"),
+    # The report's last touch: the journey's latest send to a person before an order.
+    Index(None, "journey_id", "profile_id", "created_at"),
 )
 
 journey_controls = Table(

@@ -18,13 +18,14 @@ from providers import ALIYUN_KEY_ID, ALIYUN_SECRET, Providers
 from ruamel.yaml import YAML
 from temporalio.testing import WorkflowEnvironment
 
+from engine.analytics.text import format_journey
 from engine.dsl.models import Journey
 from engine.services.deploy import deploy_journey
 from engine.services.enroll import Enroller
-from engine.services.report import format_funnel, funnel
 from engine.services.why import why
 from tests.harness import (
     RedisServer,
+    journey_report,
     person,
     sqlite_store,
     start_worker_process,
@@ -130,10 +131,10 @@ async def test_a_worker_killed_mid_send_never_sends_an_sms_twice(
     lines = await why(store, people[0].id, journey.id)
     assert "first sms (coupon): outcome unknown" in lines[0]
     assert "interrupted" in lines[0]
-    report = await funnel(store, journey)
+    report = await journey_report(store, journey)
     assert [(r.step, r.sent, r.unknown) for r in report.steps if r.step != "pause"] == [
         ("first", 0, PEOPLE),
         ("second", PEOPLE, 0),
     ]
-    assert "unknown" in format_funnel(report)
+    assert "unknown" in format_journey(report)
     await store.aclose()

@@ -25,8 +25,7 @@ from engine.caps.redis_caps import RedisCapService
 from engine.domain import Event
 from engine.dsl.loader import load_journey, load_policy
 from engine.services.deploy import deploy_journey
-from engine.services.report import funnel
-from tests.harness import RedisServer, person, running_worker, sqlite_store
+from tests.harness import RedisServer, journey_report, person, running_worker, sqlite_store
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -92,8 +91,8 @@ async def test_cart_recovery_and_winback_report_what_the_policy_let_through(
             for pid in both:
                 await h.result(winback.id, pid)
 
-            cart_report = await funnel(store, cart)
-            winback_report = await funnel(store, winback)
+            cart_report = await journey_report(store, cart)
+            winback_report = await journey_report(store, winback)
             deliveries = await store.deliveries()
             connector_lines = h.sent_lines()
     finally:
@@ -123,9 +122,12 @@ async def test_cart_recovery_and_winback_report_what_the_policy_let_through(
     # refuses it and the step's on_suppressed ends the run.
     assert (steps["nudge"].reached, steps["nudge"].sent) == (len(nudged), 0)
     assert steps["nudge"].suppressed == len(nudged)
-    assert cart_report.variants["test"] == {
+    [test] = [x for x in cart_report.experiments if x.step == "test"]
+    assert {arm.variant: (arm.people, arm.conversions) for arm in test.arms} == {
         v: (len(copy[v]), len(copy[v] & payers)) for v in ("A", "B", "holdout") if copy[v]
     }
+    # Suppressed by reason, as the report lists them.
+    assert cart_report.suppression_reasons == {f"journey:{cart.id}:1/1w": len(nudged)}
 
     def reasons(journey_id: str, status: str) -> Counter[tuple[str, str | None]]:
         return Counter(
