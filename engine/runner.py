@@ -15,11 +15,12 @@ from temporalio.worker import Worker
 
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
-from engine.caps.factory import build_cap_checker
+from engine.caps.factory import build_cap_checker, load_contact_policy
 from engine.dsl.loader import load_tiers
 from engine.dsl.models import Journey, SendStep
 from engine.dsl.tiers import Tiers
 from engine.services.enroll import Enroller
+from engine.services.reporting import ReportSource
 from engine.services.schedules import SegmentEntryActivities
 from engine.settings import Settings
 from engine.stack import StackError
@@ -64,6 +65,11 @@ def load_member_tiers(settings: Settings) -> Tiers | None:
     """``journeys/tiers.yaml`` when it exists (tier conditions then use its rules)."""
     path = settings.journeys_dir / "tiers.yaml"
     return load_tiers(path) if path.exists() else None
+
+
+def report_source(settings: Settings, store: Store) -> ReportSource:
+    """The report as the settings define it: their contact policy and member tiers."""
+    return ReportSource(store, load_contact_policy(settings), load_member_tiers(settings))
 
 
 def unsubscribe_link(settings: Settings) -> Callable[[str, str], str]:

@@ -20,6 +20,11 @@ from engine.analytics import charts
 from engine.analytics.model import Estimate, JourneyReport, KpiCell, Report
 
 NA = "n/a"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'"
+)
+"""Nothing may load and no script may run; the page carries it, and the API sends it too."""
 
 
 def count(value: float | None) -> str:
@@ -102,7 +107,7 @@ def _environment() -> Environment:
         interval=interval,
         svg=lambda chart: Markup(chart.svg),
     )
-    env.globals.update(change=change, ratio=ratio, NA=NA)
+    env.globals.update(change=change, ratio=ratio, NA=NA, CSP=CONTENT_SECURITY_POLICY)
     return env
 
 

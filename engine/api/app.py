@@ -5,7 +5,8 @@ composition roots, ``journey api`` and the embedded stack, build them from ``Set
 
 Routes: ``GET /healthz``; ``POST /v1/events``; ``POST /v1/profiles``; ``POST /v1/identify`` and
 ``PUT /v1/profiles/{id}/subscriptions/{channel}`` (``engine.api.people``);
-``POST /v1/journeys/{id}/trigger`` (``engine.api.journeys``); ``/u/{token}`` unsubscribe links.
+``POST /v1/journeys/{id}/trigger`` (``engine.api.journeys``); ``/u/{token}`` unsubscribe links;
+``GET /reports`` and ``/reports/{id}``, the HTML report (``engine.api.reports``).
 
 Every request is all-or-nothing at validation: if any item is invalid the response is 422 with
 each bad item's index and reason, and nothing is written. Responses:
@@ -47,6 +48,8 @@ from engine.api.models import (
     ProfileBatchResult,
 )
 from engine.api.people import people_router
+from engine.api.report_access import ReportAccess
+from engine.api.reports import ReportBuilder, reports_router
 from engine.api.unsubscribe import unsubscribe_router
 from engine.domain import Event, Profile
 from engine.services.events import DeliveryIncomplete, EventRouter
@@ -84,6 +87,8 @@ def create_app(
     allow_anonymous: bool = False,
     clock: Callable[[], datetime] = _utcnow,
     unsubscribe_secret: str | None = None,
+    reports: ReportBuilder | None = None,
+    report_secret: str | None = None,
 ) -> FastAPI:
     """The API over ``store`` and ``router``; OpenAPI at ``/docs``.
 
@@ -91,7 +96,10 @@ def create_app(
     none, ``ApiConfigError`` is raised unless ``allow_anonymous=True`` says on purpose that
     anyone who can reach the port may write (the embedded dev stack on localhost). ``clock``
     gives the receive time (default occurred_at, and the router's ``now``). With
-    ``unsubscribe_secret``, the one-click unsubscribe links (``/u/{token}``) are served.
+    ``unsubscribe_secret``, the one-click unsubscribe links (``/u/{token}``) are served. With
+    ``reports`` (it builds the ``Report`` of the journeys asked for, every one for None), the
+    HTML report is served at ``/reports``; with ``report_secret`` too, signed report links
+    (``engine.report_links``) open it without an API key.
     """
     keys = list(api_keys)
     if any(not key.strip() for key in keys):
@@ -109,7 +117,10 @@ def create_app(
         max_body_size=MAX_BODY_BYTES,
     )
     if keys:
-        app.add_middleware(BearerKeyMiddleware, keys=keys)
+        access = None
+        if reports is not None and report_secret:
+            access = ReportAccess(report_secret, clock)
+        app.add_middleware(BearerKeyMiddleware, keys=keys, reports=access)
     else:
         log.warning("api_anonymous_access", reason="allow_anonymous=True and no API keys")
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
@@ -218,6 +229,8 @@ def create_app(
     app.include_router(journeys_router(store, router.enroller, clock, auth, _ERRORS))
     if unsubscribe_secret:
         app.include_router(unsubscribe_router(store, unsubscribe_secret, clock))
+    if reports is not None:
+        app.include_router(reports_router(reports, auth))
     return app
 
 

@@ -109,8 +109,10 @@ def api(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: int = 8000,
 ) -> None:
-    """Serve the HTTP ingest API (needs JOURNEY_API_KEYS, a JSON list of bearer keys)."""
+    """Serve the HTTP ingest API (needs JOURNEY_API_KEYS, a JSON list of bearer keys) and the
+    HTML report at /reports (an API key or a link from `journey report --link`)."""
     from engine.api import ApiConfigError, create_app, serve_api
+    from engine.runner import report_source
     from engine.services.events import redeliver_periodically
 
     async def go() -> None:
@@ -119,7 +121,12 @@ def api(
         try:
             async with _enroller(settings) as (store, _, router):
                 app_ = create_app(
-                    store, router, keys, unsubscribe_secret=settings.resolved_unsubscribe_secret()
+                    store,
+                    router,
+                    keys,
+                    unsubscribe_secret=settings.resolved_unsubscribe_secret(),
+                    reports=report_source(settings, store),
+                    report_secret=settings.resolved_report_secret(),
                 )
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
@@ -290,13 +297,34 @@ def why(
 @app.command()
 def report(
     journey_ids: Annotated[list[str] | None, typer.Argument(help="default: every journey")] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="write the report as one self-contained HTML page here")
+    ] = None,
+    link: Annotated[
+        bool, typer.Option(help="print a signed link to the report served by the API")
+    ] = False,
+    valid_for: Annotated[str, typer.Option(help="how long the link works: 12h, 7d, ...")] = "1d",
 ) -> None:
-    """Print each journey's funnel: entered, reached, sent, suppressed, exited, converted."""
+    """Print each journey's funnel: entered, reached, sent, suppressed, exited, converted.
+
+    With --html, write the whole report (funnels, experiments, the nine numbers, fatigue,
+    channel effect) as one page; with --link, print a link that opens it in a browser from
+    the API (JOURNEY_PUBLIC_URL) until it expires."""
+    from engine.cli import report_cmd
     from engine.dsl.models import Journey
     from engine.services.report import format_funnel, funnel
 
+    settings = Settings()
+    if html is not None:
+        written = _run(report_cmd.write_html(settings, journey_ids, html))
+        typer.echo(f"report written to {written}")
+    if link:
+        typer.echo(_run(report_cmd.link(settings, journey_ids, valid_for)))
+    if html is not None or link:
+        return
+
     async def go() -> None:
-        async with open_store(Settings()) as store:
+        async with open_store(settings) as store:
             for version in await store.latest_versions():
                 if journey_ids and version.journey_id not in journey_ids:
                     continue
