@@ -1,4 +1,5 @@
-"""The demo: seed people, deploy the example journeys, enter them, simulate purchases, report.
+"""The demo: seed people, deploy the example journeys, enter them, simulate purchases, report
+(funnels in the terminal, the whole report as ``report.html`` under the demo's home).
 
 Waits are divided by ``time_scale`` (default: one simulated day per real second), so a week-long
 journey finishes in seconds on the real Temporal dev server, whose runs stay browsable afterwards.
@@ -22,15 +23,17 @@ from temporalio.client import Client
 
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
+from engine.analytics.html import render_html
 from engine.caps.redis_caps import RedisCapService
 from engine.demo.population import population
 from engine.domain import Event, JourneyVersion
-from engine.dsl.loader import load_policy, load_segment
+from engine.dsl.loader import load_policy, load_segment, load_tiers
 from engine.dsl.models import EventEntry, SegmentEntry
 from engine.services.deploy import deploy_file
 from engine.services.enroll import Enroller
 from engine.services.events import EventRouter
 from engine.services.report import format_funnel, funnel
+from engine.services.reporting import ReportSource, write_report
 from engine.services.segments import segment_members
 from engine.stack import EmbeddedStack, StackPorts
 from engine.store import Store
@@ -104,6 +107,10 @@ async def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
             journey = enroller.journey(version)
             say(format_funnel(await funnel(store, journey), journey.name))
             say("")
+        tiers_file = options.journeys_dir / "tiers.yaml"
+        tiers = load_tiers(tiers_file) if tiers_file.exists() else None
+        report = await ReportSource(store, policy, tiers)([v.journey_id for v in versions])
+        page = write_report(options.home / "report.html", render_html(report))
         sent = sum(1 for _ in messages.open(encoding="utf-8")) if messages.exists() else 0
         say(f"{sent} messages written to {messages} (console connector)")
         say(f"done in {time.monotonic() - started:.0f}s.")
@@ -113,6 +120,7 @@ async def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
             "JourneyStep); the runs are kept in "
             f"{options.home / 'temporal.db'}."
         )
+        say(f"report: {page} (one page: open it in a browser, no network needed)")
     finally:
         await registry.aclose()
         await http.aclose()

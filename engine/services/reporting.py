@@ -51,9 +51,9 @@ class ReportSource:
     async def __call__(
         self, journey_ids: Sequence[str] | None = None, *, now: datetime | None = None
     ) -> Report:
+        journeys = await deployed_journeys(self.store, journey_ids)
         from engine.analytics.report import build_report
 
-        journeys = await deployed_journeys(self.store, journey_ids)
         report: Report = await build_report(
             self.store, journeys, policy=self.policy, tiers=self.tiers, now=now
         )
