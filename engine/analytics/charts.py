@@ -105,6 +105,14 @@ def _rate_point(estimate: Estimate) -> dict[str, Any] | None:
     return point
 
 
+def _percent_range(estimates: Sequence[Estimate]) -> tuple[float, float]:
+    """From 0 to a little above the highest value or interval end: pygal scales its axis to the
+    values only, and a whisker above the frame would be cut off."""
+    tops = [e.high if e.high is not None else e.value for e in estimates]
+    top = max((t for t in tops if t is not None), default=0.0)
+    return 0.0, 100 * top * 1.08 if top > 0 else 1.0
+
+
 def funnel(journey: JourneyReport) -> Chart | None:
     """People reaching each step, with sends, suppressions and conversions beside them."""
     if not journey.steps:
@@ -132,6 +140,7 @@ def variants(journey_id: str, experiment: Experiment) -> Chart:
         value_formatter=_percent,
         show_legend=False,
         y_title="conversion %",
+        range=_percent_range([arm.rate for arm in experiment.arms]),
     )
     chart.x_labels = [f"{arm.variant} (n={arm.people:,})" for arm in experiment.arms]
     chart.add("conversion", [_rate_point(arm.rate) for arm in experiment.arms])
@@ -190,6 +199,7 @@ def fatigue(curve: Fatigue) -> Chart | None:
         show_legend=False,
         x_title="touches received in the window",
         y_title="unsubscribed %",
+        range=_percent_range([row.rate for row in curve.rows]),
     )
     chart.x_labels = [f"{row.touches} (n={row.people:,})" for row in curve.rows]
     chart.add("unsubscribe rate", [_rate_point(row.rate) for row in curve.rows])
@@ -209,6 +219,7 @@ def channel_effect(effects: Sequence[ChannelEffect]) -> Chart | None:
         value_formatter=_percent,
         y_title="conversion %",
         print_values=len(effects) <= 12,
+        range=_percent_range([effect.rate for effect in effects]),
     )
     chart.x_labels = stages
     for channel in channels:

@@ -59,6 +59,8 @@ def interval(estimate: Estimate | None, kind: str = "percent") -> str:
         return f"[{100 * estimate.low:.1f}%, {100 * estimate.high:.1f}%]"
     if kind == "points":
         return f"[{100 * estimate.low:+.1f}, {100 * estimate.high:+.1f}]"
+    if kind == "count":
+        return f"[{estimate.low:,.0f}, {estimate.high:,.0f}]"
     return f"[{estimate.low:,.2f}, {estimate.high:,.2f}]"
 
 

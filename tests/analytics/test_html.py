@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import re
 
 from engine.analytics.html import render_html
@@ -15,7 +16,9 @@ HOSTILE = '<script>alert("x")</script>'
 def test_the_page_loads_nothing_and_runs_nothing() -> None:
     page = render_html(sample_report())
 
-    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page)
+    assert csp is not None
+    assert html.unescape(csp.group(1)).startswith("default-src 'none'; style-src 'unsafe-inline'")
     assert "<script" not in page.lower()
     assert "<link" not in page.lower()
     assert "@import" not in page
