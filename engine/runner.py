@@ -69,7 +69,8 @@ def load_member_tiers(settings: Settings) -> Tiers | None:
 
 def report_source(settings: Settings, store: Store) -> ReportSource:
     """The report as the settings define it: their contact policy and member tiers."""
-    return ReportSource(store, load_contact_policy(settings), load_member_tiers(settings))
+    tiers = load_member_tiers(settings) or Tiers()
+    return ReportSource(store, load_contact_policy(settings), tiers)
 
 
 def unsubscribe_link(settings: Settings) -> Callable[[str, str], str]:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine.analytics.html import CONTENT_SECURITY_POLICY, render_html
 from engine.analytics.model import Report
 from engine.api.report_access import COOKIE, PREFIX
-from engine.services.reporting import UnknownJourneys
+from engine.services.reporting import UnknownJourney
 
 log = structlog.get_logger(__name__)
 
@@ -64,7 +64,7 @@ def reports_router(build: ReportBuilder, dependencies: Sequence[Any]) -> APIRout
 async def _page(build: ReportBuilder, journey_ids: list[str] | None, title: str) -> Response:
     try:
         report = await build(journey_ids)
-    except UnknownJourneys as exc:
+    except UnknownJourney as exc:
         return HTMLResponse(
             f"<!doctype html><title>Not found</title><p>{escape(str(exc))}</p>",
             status_code=404,

@@ -18,12 +18,12 @@ async def write_html(settings: Settings, journey_ids: list[str] | None, path: Pa
     return where it is; nothing is written when a journey is not deployed."""
     from engine.analytics.html import render_html
     from engine.runner import report_source
-    from engine.services.reporting import UnknownJourneys, write_report
+    from engine.services.reporting import UnknownJourney, write_report
 
     async with open_store(settings) as store:
         try:
             report = await report_source(settings, store)(journey_ids)
-        except UnknownJourneys as exc:
+        except UnknownJourney as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
     return write_report(path, render_html(report))
@@ -33,7 +33,7 @@ async def link(settings: Settings, journey_ids: list[str] | None, valid_for: str
     """A signed link to the report served by the API at JOURNEY_PUBLIC_URL: every journey's,
     or one journey's when one id is given."""
     from engine.report_links import report_url
-    from engine.services.reporting import UnknownJourneys, deployed_journeys
+    from engine.services.reporting import UnknownJourney, deployed_journeys
 
     try:
         lifetime = parse_duration(valid_for)
@@ -49,7 +49,7 @@ async def link(settings: Settings, journey_ids: list[str] | None, valid_for: str
         async with open_store(settings) as store:
             try:
                 await deployed_journeys(store, journey_ids)
-            except UnknownJourneys as exc:
+            except UnknownJourney as exc:
                 typer.echo(str(exc), err=True)
                 raise typer.Exit(1) from None
     expires = datetime.now(UTC) + lifetime

@@ -29,6 +29,7 @@ from engine.demo.population import population
 from engine.domain import Event, JourneyVersion
 from engine.dsl.loader import load_policy, load_segment, load_tiers
 from engine.dsl.models import EventEntry, SegmentEntry
+from engine.dsl.tiers import Tiers
 from engine.services.deploy import deploy_file
 from engine.services.enroll import Enroller
 from engine.services.events import EventRouter
@@ -108,7 +109,7 @@ async def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
             say(format_funnel(await funnel(store, journey), journey.name))
             say("")
         tiers_file = options.journeys_dir / "tiers.yaml"
-        tiers = load_tiers(tiers_file) if tiers_file.exists() else None
+        tiers = load_tiers(tiers_file) if tiers_file.exists() else Tiers()
         report = await ReportSource(store, policy, tiers)([v.journey_id for v in versions])
         page = write_report(options.home / "report.html", render_html(report))
         sent = sum(1 for _ in messages.open(encoding="utf-8")) if messages.exists() else 0

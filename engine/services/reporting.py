@@ -20,33 +20,32 @@ from engine.dsl.tiers import Tiers
 from engine.store import Store
 
 
-class UnknownJourneys(LookupError):
-    """Some journeys asked for are not deployed."""
+class UnknownJourney(LookupError):
+    """Journey ids that were never deployed; the message lists the deployed ones."""
 
-    def __init__(self, journey_ids: Sequence[str]) -> None:
-        self.journey_ids = list(journey_ids)
-        super().__init__(
-            f"not deployed: {', '.join(self.journey_ids)} (run `journey deploy` first)"
-        )
+    def __init__(self, missing: Sequence[str], deployed: Sequence[str]) -> None:
+        self.missing = list(missing)
+        names = ", ".join(f"'{m}'" for m in missing)
+        known = ", ".join(deployed) if deployed else "none (run `journey deploy`)"
+        super().__init__(f"unknown journey {names}; deployed: {known}")
 
 
 async def deployed_journeys(store: Store, journey_ids: Sequence[str] | None) -> list[Journey]:
-    """The latest version of each journey in ``journey_ids`` (all when None), in id order;
-    UnknownJourneys names every id that is not deployed."""
-    versions = await store.latest_versions()
-    if journey_ids:
-        missing = sorted(set(journey_ids) - {v.journey_id for v in versions})
-        if missing:
-            raise UnknownJourneys(missing)
-        versions = [v for v in versions if v.journey_id in journey_ids]
-    return [Journey.model_validate(v.definition) for v in versions]
+    """The latest deployed version of each journey asked for (all when None or empty), in the
+    order asked; UnknownJourney when any was never deployed."""
+    versions = {v.journey_id: v for v in await store.latest_versions()}
+    wanted = list(dict.fromkeys(journey_ids)) if journey_ids else sorted(versions)
+    missing = [j for j in wanted if j not in versions]
+    if missing:
+        raise UnknownJourney(missing, sorted(versions))
+    return [Journey.model_validate(versions[j].definition) for j in wanted]
 
 
 @dataclass(frozen=True)
 class ReportSource:
     store: Store
     policy: Policy
-    tiers: Tiers | None = None
+    tiers: Tiers
 
     async def __call__(
         self, journey_ids: Sequence[str] | None = None, *, now: datetime | None = None

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import html
 import re
+from datetime import date
 
 from engine.analytics.html import render_html
-from engine.analytics.model import Estimate, Report
+from engine.analytics.model import Estimate, JourneyReport, Report
 from tests.analytics.sample import cart_recovery, kpis, sample_report
 
 HOSTILE = '<script>alert("x")</script>'
@@ -97,3 +98,39 @@ def test_a_report_without_data_says_so_instead_of_drawing_empty_charts() -> None
     assert '<figure class="chart"' not in page
     assert "no data for this period" in page
     assert page.count("no data") >= 3
+
+
+@dataclasses.dataclass(frozen=True)
+class JourneyWithValue(JourneyReport):
+    """The journey record with the revenue fields the analytics side adds."""
+
+    orders_without_value: int = 0
+    revenue_property: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportWithPeriod(Report):
+    period: tuple[date, date] | None = None
+
+
+def test_revenue_the_goal_does_not_measure_reads_n_a_and_orders_without_value_are_named() -> None:
+    journey = cart_recovery()
+    base = {f.name: getattr(journey, f.name) for f in dataclasses.fields(journey)}
+    # Whole dicts: once the model has these fields, base carries them too.
+    without = JourneyWithValue(
+        **{**base, "journey_id": "no-value", "revenue": 0.0, "revenue_property": None}
+    )
+    partial = JourneyWithValue(**{**base, "orders_without_value": 3, "revenue_property": "amount"})
+    report = ReportWithPeriod(
+        generated_at=sample_report().generated_at,
+        journeys=[without, partial],
+        period=(date(2026, 11, 1), date(2026, 11, 30)),
+    )
+
+    page = render_html(report)
+
+    assert "people who entered 2026-11-01 – 2026-11-30" in page
+    assert "The goal names no value property, so revenue is not measured." in page
+    assert page.count("<b>n/a</b><span>revenue</span>") == 1
+    assert "<b>29,930.00</b><span>revenue (amount)</span>" in page
+    assert "3 orders had no numeric amount: counted as orders, without revenue." in page

@@ -17,7 +17,7 @@ from engine.analytics.model import Report
 from engine.api import create_app
 from engine.api.report_access import COOKIE
 from engine.report_links import ALL, make_report_token, report_url
-from engine.services.reporting import UnknownJourneys
+from engine.services.reporting import UnknownJourney
 from engine.unsubscribe import make_token
 from tests.analytics.sample import sample_report
 from tests.analytics.test_html_browser import expected_marks
@@ -38,7 +38,7 @@ class SampleReports:
             return report
         known = {j.journey_id for j in report.journeys}
         if missing := [i for i in journey_ids if i not in known]:
-            raise UnknownJourneys(missing)
+            raise UnknownJourney(missing, sorted(known))
         return Report(
             generated_at=report.generated_at,
             journeys=[j for j in report.journeys if j.journey_id in journey_ids],
@@ -77,7 +77,7 @@ async def test_an_api_key_reads_every_journey_or_one(url: str) -> None:
     assert "加购未购挽回 (cart recovery)" in every.text and "新客欢迎 (welcome)" in every.text
     assert one.status_code == 200
     assert "新客欢迎 (welcome)" in one.text and "cart recovery" not in one.text
-    assert unknown.status_code == 404 and "not deployed: nope" in unknown.text
+    assert unknown.status_code == 404 and "unknown journey &#x27;nope&#x27;" in unknown.text
 
 
 async def test_without_a_key_or_a_valid_link_the_report_stays_closed(url: str) -> None:

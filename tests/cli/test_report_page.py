@@ -71,10 +71,10 @@ def test_link_without_ids_opens_every_journey(home: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nope", "--link"], "not deployed: nope"),
+        (["nope", "--link"], "unknown journey 'nope'; deployed: cart-recovery, welcome"),
         (["cart-recovery", "welcome", "--link"], "give one id or none"),
         (["--link", "--valid-for", "soon"], "--valid-for: expected a duration"),
-        (["cart-recovery", "nope", "--html", "out.html"], "not deployed: nope"),
+        (["cart-recovery", "nope", "--html", "out.html"], "unknown journey 'nope'"),
     ],
 )
 def test_bad_requests_say_why_and_write_nothing(
