@@ -4,6 +4,7 @@ previous period, a fatigue curve and channel effect by lifecycle stage."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from engine.analytics.model import (
@@ -24,6 +25,23 @@ from engine.analytics.model import (
 )
 
 START = date(2026, 11, 16)
+
+
+@dataclass(frozen=True)
+class JourneyWithValue(JourneyReport):
+    """The journey record with the revenue fields the analytics branch adds to the model (this
+    class changes nothing once they are merged): the goal's value property, and orders whose
+    value was missing."""
+
+    orders_without_value: int = 0
+    revenue_property: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportWithPeriod(Report):
+    """The report with the analytics branch's period of entries (None: all time)."""
+
+    period: tuple[date, date] | None = None
 
 
 def cart_recovery(
@@ -98,7 +116,7 @@ def cart_recovery(
         )
         for i in range(14)
     ]
-    return JourneyReport(
+    return JourneyWithValue(
         journey_id="cart-recovery",
         name=name,
         goal_event="order_paid",
@@ -125,11 +143,12 @@ def cart_recovery(
         ],
         timeline=timeline,
         exit_reasons={"goal": 285, "completed": 880, "exit_on:unsubscribed": 15},
+        revenue_property="amount",
     )
 
 
 def welcome() -> JourneyReport:
-    return JourneyReport(
+    return JourneyWithValue(
         journey_id="welcome",
         name="新客欢迎 (welcome)",
         goal_event="first_order",
@@ -153,6 +172,7 @@ def welcome() -> JourneyReport:
             for i in range(7)
         ],
         exit_reasons={"completed": 310},
+        revenue_property="amount",
     )
 
 
