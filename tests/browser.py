@@ -44,7 +44,9 @@ ARTIFACTS = Path(
 def chromium_binary() -> str:
     """A Chromium executable: JOURNEY_TEST_CHROMIUM, one on the PATH, or one apt-get installs."""
     if named := os.environ.get("JOURNEY_TEST_CHROMIUM"):
-        return named
+        if not (found := shutil.which(named)):
+            pytest.fail(f"JOURNEY_TEST_CHROMIUM={named!r} is not an executable", pytrace=False)
+        return found
     if found := _on_path():
         return found
     attempts: list[str] = []
