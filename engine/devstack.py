@@ -12,7 +12,7 @@ import signal
 from collections.abc import Callable
 
 from engine.api import create_app, serve_api
-from engine.runner import journey_worker
+from engine.runner import journey_worker, report_source
 from engine.servers import port_taken
 from engine.services.enroll import Enroller
 from engine.services.events import EventRouter, redeliver_periodically
@@ -50,6 +50,8 @@ async def run_dev(
             allow_anonymous=not keys,
             unsubscribe_secret=settings.resolved_unsubscribe_secrets(),
             default_region=settings.default_region,
+            reports=report_source(settings, store),
+            report_secret=settings.resolved_report_secret(),
         )
         async with journey_worker(settings, client, store) as worker, worker:
             api = asyncio.create_task(serve_api(app, "127.0.0.1", api_port, stop))
@@ -59,6 +61,7 @@ async def run_dev(
                 f"HTTP API      http://127.0.0.1:{api_port}/docs"
                 + ("" if keys else " (no API key: local only)")
             )
+            say(f"report        http://127.0.0.1:{api_port}/reports (journey report --link)")
             say(f"database      {settings.resolved_database_url()}")
             say(f"worker        task queue '{settings.task_queue}'")
             say(

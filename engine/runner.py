@@ -16,12 +16,13 @@ from temporalio.worker import Worker
 
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
-from engine.caps.factory import build_cap_checker, redis_client
+from engine.caps.factory import build_cap_checker, load_contact_policy, redis_client
 from engine.caps.pacing import redis_pacers
 from engine.dsl.loader import load_tiers
 from engine.dsl.models import Journey, SendStep
 from engine.dsl.tiers import Tiers
 from engine.services.enroll import Enroller
+from engine.services.reporting import ReportSource
 from engine.services.schedules import SegmentEntryActivities
 from engine.settings import Settings
 from engine.stack import StackError
@@ -75,6 +76,12 @@ def load_member_tiers(settings: Settings) -> Tiers | None:
     """``journeys/tiers.yaml`` when it exists (tier conditions then use its rules)."""
     path = settings.journeys_dir / "tiers.yaml"
     return load_tiers(path) if path.exists() else None
+
+
+def report_source(settings: Settings, store: Store) -> ReportSource:
+    """The report as the settings define it: their contact policy and member tiers."""
+    tiers = load_member_tiers(settings) or Tiers()
+    return ReportSource(store, load_contact_policy(settings), tiers)
 
 
 def unsubscribe_link(settings: Settings) -> Callable[[str, str], str]:

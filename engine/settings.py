@@ -59,6 +59,9 @@ class Settings(LogSettings):
     default_region: str = Field(
         "CN", description="ISO 3166 region where phone numbers without a country code are read"
     )
+    report_secret: SecretStr | None = Field(
+        None, description="signs report links (`journey report --link`); the API must share it"
+    )
     time_scale: float = Field(
         1.0, gt=0, description="divides every wait; >1 only for demos and rehearsals"
     )
@@ -78,9 +81,16 @@ class Settings(LogSettings):
 
     def resolved_unsubscribe_secret(self) -> str:
         """JOURNEY_UNSUBSCRIBE_SECRET, or (embedded stack) a random one kept under ``home``."""
-        if self.unsubscribe_secret is not None:
-            return self.unsubscribe_secret.get_secret_value()
-        path = self.home / "unsubscribe.secret"
+        return self._secret(self.unsubscribe_secret, "unsubscribe.secret")
+
+    def resolved_report_secret(self) -> str:
+        """JOURNEY_REPORT_SECRET, or (one machine) a random one kept under ``home``."""
+        return self._secret(self.report_secret, "report.secret")
+
+    def _secret(self, configured: SecretStr | None, file_name: str) -> str:
+        if configured is not None:
+            return configured.get_secret_value()
+        path = self.home / file_name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(32), encoding="utf-8")

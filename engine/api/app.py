@@ -7,7 +7,8 @@ Routes: ``GET /healthz``; ``POST /v1/events``; ``POST /v1/profiles``; ``POST /v1
 ``PUT /v1/profiles/{id}/subscriptions/{channel}`` (``engine.api.people``);
 ``POST /v1/journeys/{id}/trigger`` (``engine.api.journeys``); ``/u/{token}`` unsubscribe links;
 the Segment tracking API, ``/v1/batch``, ``/v1/track``... (``engine.api.segment``, whose errors
-are Segment's: 400 with ``code`` and ``message``).
+are Segment's: 400 with ``code`` and ``message``);
+``GET /reports`` and ``/reports/{id}``, the HTML report (``engine.api.reports``).
 
 Every request is all-or-nothing at validation: if any item is invalid the response is 422 with
 each bad item's index and reason, and nothing is written. Responses:
@@ -51,6 +52,8 @@ from engine.api.models import (
     ProfileBatchResult,
 )
 from engine.api.people import people_router
+from engine.api.report_access import ReportAccess
+from engine.api.reports import ReportBuilder, reports_router
 from engine.api.segment import segment_router
 from engine.api.unsubscribe import unsubscribe_router
 from engine.domain import Event, Profile
@@ -93,6 +96,8 @@ def create_app(
     clock: Callable[[], datetime] = _utcnow,
     unsubscribe_secret: Secrets | None = None,
     default_region: str = DEFAULT_REGION,
+    reports: ReportBuilder | None = None,
+    report_secret: str | None = None,
 ) -> FastAPI:
     """The API over ``store`` and ``router``; OpenAPI at ``/docs``.
 
@@ -103,6 +108,9 @@ def create_app(
     ``unsubscribe_secret`` (one secret, or several: the first signs, all verify), the one-click
     unsubscribe links (``/u/{token}``) are served.
     ``default_region``: where identify reads phone numbers written without a country code.
+    With ``reports`` (it builds the ``Report`` of the journeys asked for, every one for None), the
+    HTML report is served at ``/reports``; with ``report_secret`` too, signed report links
+    (``engine.report_links``) open it without an API key.
     """
     keys = list(api_keys)
     if any(not key.strip() for key in keys):
@@ -121,7 +129,10 @@ def create_app(
     )
     app.router.route_class = StrictJsonRoute
     if keys:
-        app.add_middleware(BearerKeyMiddleware, keys=keys)
+        access = None
+        if reports is not None and report_secret:
+            access = ReportAccess(report_secret, clock)
+        app.add_middleware(BearerKeyMiddleware, keys=keys, reports=access)
     else:
         log.warning("api_anonymous_access", reason="allow_anonymous=True and no API keys")
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
@@ -231,6 +242,8 @@ def create_app(
     app.include_router(journeys_router(store, router.enroller, clock, auth, _ERRORS))
     if unsubscribe_secret:
         app.include_router(unsubscribe_router(store, unsubscribe_secret, clock))
+    if reports is not None:
+        app.include_router(reports_router(reports, auth))
     return app
 
 

@@ -19,8 +19,10 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from engine.api.report_access import ReportAccess, report_target
 
 PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 PUBLIC_PREFIXES = ("/u/",)
@@ -95,10 +97,20 @@ API_KEY_NAME = "api_key_name"
 """Where a request's ``scope["state"]`` holds the name of the key it came with."""
 
 
+_LINK_REFUSED = """<!doctype html><html lang="en"><meta charset="utf-8"><title>Report link</title>
+<body style="font-family:sans-serif;max-width:36em;margin:3em auto"><h1>This link does not open
+the report</h1><p>It has expired, is for another journey, or is not a report link. Ask for a new
+one (<code>journey report --link</code>), or send an API key as
+<code>Authorization: Bearer</code>.</p></body></html>"""
+
+
 class BearerKeyMiddleware:
-    def __init__(self, app: ASGIApp, keys: Sequence[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, keys: Sequence[str], reports: ReportAccess | None = None
+    ) -> None:
         self.app = app
         self._keys = tuple(key.encode("utf-8") for key in keys)
+        self._reports = reports
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -106,6 +118,9 @@ class BearerKeyMiddleware:
             or scope["path"] in PUBLIC_PATHS
             or scope["path"].startswith(PUBLIC_PREFIXES)
         ):
+            await self.app(scope, receive, send)
+            return
+        if self._reports is not None and self._reports.admits(scope):
             await self.app(scope, receive, send)
             return
         header = Headers(scope=scope).get("authorization")
@@ -126,11 +141,15 @@ class BearerKeyMiddleware:
             scope.setdefault("state", {})[API_KEY_NAME] = key_name(matched)
             await self.app(scope, receive, send)
             return
-        response = JSONResponse(
+        response: Response = JSONResponse(
             {"detail": detail, "code": "unauthorized", "message": detail},
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
+        if self._reports is not None and not scheme and report_target(scope["path"])[0]:
+            response = HTMLResponse(
+                _LINK_REFUSED, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
         await response(scope, receive, send)
 
 

@@ -12,6 +12,7 @@ import asyncio
 import re
 from collections.abc import Awaitable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -92,14 +93,32 @@ def report(
     sequential: Annotated[
         bool, typer.Option(help="always-valid intervals (may be read every day)")
     ] = False,
+    html: Annotated[
+        Path | None, typer.Option(help="write the report as one self-contained HTML page here")
+    ] = None,
+    link: Annotated[
+        bool, typer.Option(help="print a signed link to the report served by the API")
+    ] = False,
+    valid_for: Annotated[str, typer.Option(help="how long the link works: 12h, 7d, ...")] = "1d",
 ) -> None:
     """Each journey's funnel, conversions and revenue by last touch, experiments with verdicts,
-    holdout lift; then the channel effect, the nine numbers and the fatigue curve."""
+    holdout lift; then the channel effect, the nine numbers and the fatigue curve.
+
+    With --html, write all of it as one page; with --link, print a link that opens it in a
+    browser from the API (JOURNEY_PUBLIC_URL) until it expires."""
     from engine.analytics.text import format_report
+    from engine.cli import report_cmd
     from engine.services.report import journeys_report
 
     period = _period(start, end, required=False)
     settings = Settings()
+    if html is not None:
+        written = _run(report_cmd.write_html(settings, journey_ids, html, period, sequential))
+        typer.echo(f"report written to {written}")
+    if link:
+        typer.echo(_run(report_cmd.link(settings, journey_ids, valid_for)))
+    if html is not None or link:
+        return
 
     async def go() -> str:
         policy, tiers = _rules(settings)

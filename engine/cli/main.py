@@ -155,9 +155,11 @@ def api(
     port: int = 8000,
 ) -> None:
     """Serve the HTTP ingest API (needs JOURNEY_API_KEYS, a JSON list of bearer keys; keys of
-    16 characters or more when --host is not a loopback address)."""
+    16 characters or more when --host is not a loopback address) and the HTML report at
+    /reports (an API key or a link from `journey report --link`)."""
     from engine.api import ApiConfigError, create_app, serve_api
     from engine.api.auth import exposure_problem
+    from engine.runner import report_source
     from engine.services.events import redeliver_periodically
 
     settings = Settings()
@@ -176,6 +178,8 @@ def api(
                     keys,
                     unsubscribe_secret=settings.resolved_unsubscribe_secrets(),
                     default_region=settings.default_region,
+                    reports=report_source(settings, store),
+                    report_secret=settings.resolved_report_secret(),
                 )
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()

@@ -1,4 +1,5 @@
-"""The demo: seed people, deploy the example journeys, enter them, simulate purchases, report.
+"""The demo: seed people, deploy the example journeys, enter them, simulate purchases, report
+(funnels in the terminal, the whole report as ``report.html`` under the demo's home).
 
 Waits are divided by ``time_scale`` (default: one simulated day per real second), so a week-long
 journey finishes in seconds on the real Temporal dev server, whose runs stay browsable afterwards.
@@ -22,6 +23,7 @@ from temporalio.client import Client
 
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
+from engine.analytics.html import render_html
 from engine.analytics.text import format_journey
 from engine.caps.redis_caps import RedisCapService
 from engine.demo.population import population
@@ -33,6 +35,7 @@ from engine.services.deploy import deploy_file
 from engine.services.enroll import Enroller
 from engine.services.events import EventRouter
 from engine.services.report import journeys_report
+from engine.services.reporting import write_report
 from engine.services.segments import segment_members
 from engine.stack import EmbeddedStack, StackPorts
 from engine.store import Store
@@ -111,6 +114,7 @@ async def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
         for journey_report in report.journeys:
             say(format_journey(journey_report))
             say("")
+        page = write_report(options.home / "report.html", render_html(report))
         sent = sum(1 for _ in messages.open(encoding="utf-8")) if messages.exists() else 0
         say(f"{sent} messages written to {messages} (console connector)")
         say(f"done in {time.monotonic() - started:.0f}s.")
@@ -120,6 +124,7 @@ async def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
             "JourneyStep); the runs are kept in "
             f"{options.home / 'temporal.db'}."
         )
+        say(f"report: {page} (one page: open it in a browser, no network needed)")
     finally:
         await registry.aclose()
         await http.aclose()
