@@ -81,6 +81,8 @@ class _Stderr(logging.StreamHandler[TextIO]):
 
 _HANDLER_NAME = "journey"
 _CHATTY = ("alembic", "httpx", "uvicorn.access")
+_OWN_HANDLERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+"""Loggers that uvicorn's default log config gives handlers of their own."""
 """Libraries that log routine work at info (every migration step, every HTTP request made or
 served): shown from debug on."""
 _LEAKY = ("aiosqlite", "sqlalchemy.engine")
@@ -153,6 +155,14 @@ def configure_logging(settings: LogSettings, *, default_level: Level = "info") -
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # A uvicorn started in this process with its own log config (a test's stub server) gives
+    # its loggers handlers of their own and stops them propagating: their lines would bypass
+    # the masking and the format. Route them through ours again.
+    for name in _OWN_HANDLERS:
+        library = logging.getLogger(name)
+        for own in list(library.handlers):
+            library.removeHandler(own)
+        library.propagate = True
     _forward_temporal_core()
 
 
