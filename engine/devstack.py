@@ -12,6 +12,7 @@ import signal
 from collections.abc import Callable
 
 from engine.api import create_app, serve_api
+from engine.metrics import EngineMetrics
 from engine.runner import journey_worker
 from engine.servers import port_taken
 from engine.services.enroll import Enroller
@@ -40,7 +41,11 @@ async def run_dev(
         loop.add_signal_handler(sig, stop.set)
     try:
         await store.migrate()
-        enroller = Enroller(store, client, settings.task_queue, time_scale=settings.time_scale)
+        # One process: the API's /metrics shows the worker's sends too.
+        metrics = EngineMetrics()
+        enroller = Enroller(
+            store, client, settings.task_queue, time_scale=settings.time_scale, metrics=metrics
+        )
         router = EventRouter(store, client, enroller)
         keys = [key.get_secret_value() for key in settings.api_keys]
         app = create_app(
@@ -51,7 +56,7 @@ async def run_dev(
             unsubscribe_secret=settings.resolved_unsubscribe_secrets(),
             default_region=settings.default_region,
         )
-        async with journey_worker(settings, client, store) as worker, worker:
+        async with journey_worker(settings, client, store, metrics) as worker, worker:
             api = asyncio.create_task(serve_api(app, "127.0.0.1", api_port, stop))
             sweeper = asyncio.create_task(redeliver_periodically(router, stop))
             say(f"Temporal UI   {stack.ui_url}")

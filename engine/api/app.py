@@ -7,7 +7,7 @@ Routes: ``GET /healthz``; ``POST /v1/events``; ``POST /v1/profiles``; ``POST /v1
 ``PUT /v1/profiles/{id}/subscriptions/{channel}`` (``engine.api.people``);
 ``POST /v1/journeys/{id}/trigger`` (``engine.api.journeys``); ``/u/{token}`` unsubscribe links;
 the Segment tracking API, ``/v1/batch``, ``/v1/track``... (``engine.api.segment``, whose errors
-are Segment's: 400 with ``code`` and ``message``).
+are Segment's: 400 with ``code`` and ``message``); ``GET /metrics`` (``engine.api.metrics_route``).
 
 Every request is all-or-nothing at validation: if any item is invalid the response is 422 with
 each bad item's index and reason, and nothing is written. Responses:
@@ -41,6 +41,7 @@ from temporalio.service import RPCError
 from engine.api.auth import BearerKeyMiddleware
 from engine.api.journeys import journeys_router
 from engine.api.json_body import StrictJsonRoute, malformed_json
+from engine.api.metrics_route import metrics_router
 from engine.api.models import (
     MAX_BODY_BYTES,
     EventBatch,
@@ -55,6 +56,7 @@ from engine.api.segment import segment_router
 from engine.api.unsubscribe import unsubscribe_router
 from engine.domain import Event, Profile
 from engine.identity import DEFAULT_REGION
+from engine.metrics import EngineMetrics
 from engine.services.events import DeliveryIncomplete, EventRouter
 from engine.store import RecordedEvent, Store
 from engine.unsubscribe import Secrets
@@ -93,6 +95,7 @@ def create_app(
     clock: Callable[[], datetime] = _utcnow,
     unsubscribe_secret: Secrets | None = None,
     default_region: str = DEFAULT_REGION,
+    metrics: EngineMetrics | None = None,
 ) -> FastAPI:
     """The API over ``store`` and ``router``; OpenAPI at ``/docs``.
 
@@ -103,6 +106,8 @@ def create_app(
     ``unsubscribe_secret`` (one secret, or several: the first signs, all verify), the one-click
     unsubscribe links (``/u/{token}``) are served.
     ``default_region``: where identify reads phone numbers written without a country code.
+    ``metrics``: what ``GET /metrics`` serves (by default the router's enroller's, which counts
+    the entries made through this API).
     """
     keys = list(api_keys)
     if any(not key.strip() for key in keys):
@@ -229,6 +234,7 @@ def create_app(
     app.include_router(people_router(store, clock, auth, _ERRORS))
     app.include_router(segment_router(store, router, clock, keys, auth, _ERRORS, default_region))
     app.include_router(journeys_router(store, router.enroller, clock, auth, _ERRORS))
+    app.include_router(metrics_router(store, metrics or router.enroller.metrics, auth, _ERRORS))
     if unsubscribe_secret:
         app.include_router(unsubscribe_router(store, unsubscribe_secret, clock))
     return app
