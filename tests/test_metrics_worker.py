@@ -5,6 +5,10 @@ over HTTP and parsed with Prometheus' own parser."""
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -129,3 +133,27 @@ async def test_the_worker_serves_its_sends_and_the_temporal_sdk_metrics_on_their
     }
     wanted = {name for name in dashboard_metric_names() if name.startswith("temporal_")}
     assert wanted and wanted <= served, wanted - served
+
+
+@pytest.mark.parametrize("variable", ["JOURNEY_METRICS_PORT", "JOURNEY_TEMPORAL_METRICS_PORT"])
+def test_a_taken_metrics_port_stops_the_worker_with_one_line(variable: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "engine.cli.main", "worker"],
+            env={
+                **os.environ,
+                variable: str(port),
+                # Never reached: the ports are bound before Temporal is asked for.
+                "JOURNEY_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+                "JOURNEY_LOG_FORMAT": "json",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    [line] = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert line.startswith(f"{variable}: cannot serve ") and f"127.0.0.1:{port}" in line, line
