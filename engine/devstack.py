@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from engine.api import create_app, serve_api
 from engine.metrics import EngineMetrics
-from engine.runner import journey_worker
+from engine.runner import journey_worker, use_temporal_metrics
 from engine.servers import port_taken
 from engine.services.enroll import Enroller
 from engine.services.events import EventRouter, redeliver_periodically
@@ -27,6 +27,7 @@ async def run_dev(
 ) -> None:
     if port_taken(api_port):
         raise StackError(f"port {api_port} for the API is taken: choose another with --api-port")
+    use_temporal_metrics(settings)  # before the stack's client connects
     settings.home.mkdir(parents=True, exist_ok=True)
     stack = EmbeddedStack(settings.home, ports)
     say(f"starting Temporal on {stack.temporal_address} and Redis on {stack.redis_url} ...")

@@ -100,16 +100,21 @@ async def _channels_in_use(store: Store) -> set[str]:
     return channels
 
 
+def use_temporal_metrics(settings: Settings) -> None:
+    """Serve the Temporal SDK's metrics on JOURNEY_TEMPORAL_METRICS_PORT, when set. Call it before
+    the process's Temporal client connects (a runtime applies to the clients made after it)."""
+    try:
+        install_temporal_runtime(settings.temporal_metrics_address())
+    except TemporalMetricsUnavailable as exc:
+        raise StackError(f"JOURNEY_TEMPORAL_METRICS_PORT: {exc}") from None
+
+
 async def run_worker(settings: Settings) -> None:
     """Poll until SIGINT/SIGTERM, then finish in-flight tasks and exit.
 
     With ``JOURNEY_METRICS_PORT`` the engine's metrics are served at ``/metrics`` there, with
     ``JOURNEY_TEMPORAL_METRICS_PORT`` the Temporal SDK's (both on ``JOURNEY_METRICS_HOST``)."""
-    try:
-        # Before the client connects: a runtime applies to the clients made after it.
-        install_temporal_runtime(settings.temporal_metrics_address())
-    except TemporalMetricsUnavailable as exc:
-        raise StackError(f"JOURNEY_TEMPORAL_METRICS_PORT: {exc}") from None
+    use_temporal_metrics(settings)
     metrics = EngineMetrics()
     store = Store.from_url(settings.resolved_database_url())
     stop = asyncio.Event()
