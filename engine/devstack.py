@@ -12,7 +12,8 @@ import signal
 from collections.abc import Callable
 
 from engine.api import create_app, serve_api
-from engine.runner import journey_worker, report_source
+from engine.metrics import EngineMetrics
+from engine.runner import journey_worker, report_source, use_temporal_metrics
 from engine.servers import port_taken
 from engine.services.enroll import Enroller
 from engine.services.events import EventRouter, redeliver_periodically
@@ -26,6 +27,7 @@ async def run_dev(
 ) -> None:
     if port_taken(api_port):
         raise StackError(f"port {api_port} for the API is taken: choose another with --api-port")
+    use_temporal_metrics(settings)  # before the stack's client connects
     settings.home.mkdir(parents=True, exist_ok=True)
     stack = EmbeddedStack(settings.home, ports)
     say(f"starting Temporal on {stack.temporal_address} and Redis on {stack.redis_url} ...")
@@ -40,7 +42,11 @@ async def run_dev(
         loop.add_signal_handler(sig, stop.set)
     try:
         await store.migrate()
-        enroller = Enroller(store, client, settings.task_queue, time_scale=settings.time_scale)
+        # One process: the API's /metrics shows the worker's sends too.
+        metrics = EngineMetrics()
+        enroller = Enroller(
+            store, client, settings.task_queue, time_scale=settings.time_scale, metrics=metrics
+        )
         router = EventRouter(store, client, enroller)
         keys = [key.get_secret_value() for key in settings.api_keys]
         app = create_app(
@@ -53,7 +59,7 @@ async def run_dev(
             reports=report_source(settings, store),
             report_secret=settings.resolved_report_secret(),
         )
-        async with journey_worker(settings, client, store) as worker, worker:
+        async with journey_worker(settings, client, store, metrics) as worker, worker:
             api = asyncio.create_task(serve_api(app, "127.0.0.1", api_port, stop))
             sweeper = asyncio.create_task(redeliver_periodically(router, stop))
             say(f"Temporal UI   {stack.ui_url}")

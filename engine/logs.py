@@ -23,7 +23,6 @@ shown.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import sys
@@ -31,10 +30,10 @@ from typing import Any, Literal, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
-from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 
 from connectors.base import fingerprint
 from engine.settings import LogSettings
+from engine.telemetry import install_temporal_runtime
 
 Level = Literal["debug", "info", "warning", "error"]
 
@@ -163,26 +162,6 @@ def configure_logging(settings: LogSettings, *, default_level: Level = "info") -
         for own in list(library.handlers):
             library.removeHandler(own)
         library.propagate = True
-    _forward_temporal_core()
-
-
-_forwarding = False
-
-
-def _forward_temporal_core() -> None:
-    """The Temporal core (Rust) prints its warnings to stdout unless told otherwise: route them
-    through logging. Possible only before the process's first Temporal client or worker."""
-    global _forwarding
-    if _forwarding:
-        return
-    _forwarding = True
-    runtime = Runtime(
-        telemetry=TelemetryConfig(
-            logging=LoggingConfig(
-                filter=LoggingConfig.default.filter,
-                forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
-            )
-        )
-    )
-    with contextlib.suppress(RuntimeError):  # a runtime is in use already: keep it
-        Runtime.set_default(runtime, error_if_already_set=True)
+    # The Temporal core (Rust) prints its warnings to stdout unless told otherwise: route them
+    # through logging. Possible only before the process's first Temporal client or worker.
+    install_temporal_runtime()

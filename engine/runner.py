@@ -6,7 +6,7 @@ import asyncio
 import functools
 import signal
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 
 import httpx
 import redis.asyncio as aioredis
@@ -21,12 +21,14 @@ from engine.caps.pacing import redis_pacers
 from engine.dsl.loader import load_tiers
 from engine.dsl.models import Journey, SendStep
 from engine.dsl.tiers import Tiers
+from engine.metrics import EngineMetrics, MetricsPortTaken, serving_metrics
 from engine.services.enroll import Enroller
 from engine.services.reporting import ReportSource
 from engine.services.schedules import SegmentEntryActivities
 from engine.settings import Settings
 from engine.stack import StackError
 from engine.store import Store
+from engine.telemetry import TemporalMetricsUnavailable, install_temporal_runtime
 from engine.temporal import connect
 from engine.unsubscribe import unsubscribe_url
 from engine.worker import build_worker
@@ -35,8 +37,12 @@ log = structlog.get_logger(__name__)
 
 
 @asynccontextmanager
-async def journey_worker(settings: Settings, client: Client, store: Store) -> AsyncIterator[Worker]:
-    """A worker with every port wired; connector problems are reported before it polls."""
+async def journey_worker(
+    settings: Settings, client: Client, store: Store, metrics: EngineMetrics | None = None
+) -> AsyncIterator[Worker]:
+    """A worker with every port wired; connector problems are reported before it polls.
+    ``metrics`` counts its sends and segment entries."""
+    metrics = metrics if metrics is not None else EngineMetrics()
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
     pacing = redis_client(settings)
     registry = connector_registry(http, pacing)
@@ -55,8 +61,11 @@ async def journey_worker(settings: Settings, client: Client, store: Store) -> As
         registry,
         unsubscribe_link(settings),
         load_member_tiers(settings),
+        metrics,
     )
-    enroller = Enroller(store, client, settings.task_queue, time_scale=settings.time_scale)
+    enroller = Enroller(
+        store, client, settings.task_queue, time_scale=settings.time_scale, metrics=metrics
+    )
     segment_entry = SegmentEntryActivities(store, enroller)
     try:
         yield build_worker(client, settings.task_queue, [*activities.all(), *segment_entry.all()])
@@ -98,17 +107,41 @@ async def _channels_in_use(store: Store) -> set[str]:
     return channels
 
 
+def use_temporal_metrics(settings: Settings) -> None:
+    """Serve the Temporal SDK's metrics on JOURNEY_TEMPORAL_METRICS_PORT, when set. Call it before
+    the process's Temporal client connects (a runtime applies to the clients made after it)."""
+    try:
+        install_temporal_runtime(settings.temporal_metrics_address())
+    except TemporalMetricsUnavailable as exc:
+        raise StackError(f"JOURNEY_TEMPORAL_METRICS_PORT: {exc}") from None
+
+
 async def run_worker(settings: Settings) -> None:
-    """Poll until SIGINT/SIGTERM, then finish in-flight tasks and exit."""
+    """Poll until SIGINT/SIGTERM, then finish in-flight tasks and exit.
+
+    With ``JOURNEY_METRICS_PORT`` the engine's metrics are served at ``/metrics`` there, with
+    ``JOURNEY_TEMPORAL_METRICS_PORT`` the Temporal SDK's (both on ``JOURNEY_METRICS_HOST``)."""
+    use_temporal_metrics(settings)
+    metrics = EngineMetrics()
     store = Store.from_url(settings.resolved_database_url())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
-        async with journey_worker(settings, client, store) as worker, worker:
-            log.info("worker_started", task_queue=settings.task_queue)
-            await stop.wait()
+        with ExitStack() as serving:
+            if settings.metrics_port is not None:
+                host = settings.metrics_host
+                try:
+                    port = serving.enter_context(
+                        serving_metrics(metrics.registry, host, settings.metrics_port)
+                    )
+                except MetricsPortTaken as exc:
+                    raise StackError(f"JOURNEY_METRICS_PORT: {exc}") from None
+                log.info("metrics_listening", host=host, port=port)
+            client = await connect(settings.temporal_address, settings.temporal_namespace)
+            async with journey_worker(settings, client, store, metrics) as worker, worker:
+                log.info("worker_started", task_queue=settings.task_queue)
+                await stop.wait()
     finally:
         await store.aclose()

@@ -65,6 +65,25 @@ class Settings(LogSettings):
     time_scale: float = Field(
         1.0, gt=0, description="divides every wait; >1 only for demos and rehearsals"
     )
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="journey worker: serve Prometheus /metrics on this port"
+    )
+    temporal_metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="journey worker: serve the Temporal SDK's own metrics on this port",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="interface of the worker's two metrics ports (0.0.0.0: all)"
+    )
+
+    def temporal_metrics_address(self) -> str | None:
+        """``host:port`` of the Temporal SDK's metrics endpoint, or None when not asked for."""
+        if self.temporal_metrics_port is None:
+            return None
+        host = f"[{self.metrics_host}]" if ":" in self.metrics_host else self.metrics_host
+        return f"{host}:{self.temporal_metrics_port}"
 
     @field_validator("default_region")
     @classmethod

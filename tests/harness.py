@@ -31,6 +31,7 @@ from engine.domain import JourneyVersion, Profile
 from engine.dsl.models import Journey
 from engine.dsl.policy import Policy
 from engine.dsl.tiers import Tiers
+from engine.metrics import EngineMetrics
 from engine.services.deploy import deploy_journey
 from engine.services.enroll import Enroller
 from engine.services.events import EventRouter
@@ -58,6 +59,8 @@ class Harness:
     outbox: Path
     templates_dir: Path
     task_queue: str
+    metrics: EngineMetrics
+    """What the worker's sends and the enroller's entries are counted in."""
 
     async def deploy(
         self, journey: Mapping[str, Any], templates: Mapping[str, Mapping[str, str]], now: datetime
@@ -128,6 +131,7 @@ async def running_worker(
     unsubscribe_link: Callable[[str, str], str] | None = None,
     task_queue: str | None = None,
     outbox: Path | None = None,
+    metrics: EngineMetrics | None = None,
 ) -> AsyncIterator[Harness]:
     """A worker on a fresh task queue (or ``task_queue``: a restarted worker takes over the runs
     of the one before); every channel goes to a console outbox file, unless ``connectors`` is
@@ -142,9 +146,12 @@ async def running_worker(
         http,
     )
     task_queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
-    activities = JourneyActivities(store, caps or AllowAll(), registry, unsubscribe_link)
+    metrics = metrics or EngineMetrics()
+    activities = JourneyActivities(
+        store, caps or AllowAll(), registry, unsubscribe_link, metrics=metrics
+    )
     client = env.client
-    enroller = Enroller(store, client, task_queue, time_scale=time_scale)
+    enroller = Enroller(store, client, task_queue, time_scale=time_scale, metrics=metrics)
     try:
         async with build_worker(client, task_queue, activities.all()):
             yield Harness(
@@ -156,6 +163,7 @@ async def running_worker(
                 outbox=outbox,
                 templates_dir=directory / "templates",
                 task_queue=task_queue,
+                metrics=metrics,
             )
     finally:
         if connectors is None:

@@ -1,9 +1,11 @@
-"""docker-compose.yml: no fallback secrets, nothing unauthenticated published beyond loopback.
+"""docker-compose.yml: no fallback secrets, nothing unauthenticated published beyond loopback,
+Prometheus and Grafana wired to what the engine serves.
 
 Checked with `docker-compose config` (the file is never started here: no Docker engine)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,9 +24,16 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
-KEYS = '["compose-check-0123456789abcdef"]'
+METRICS_KEY = "compose-check-metrics-0123456789"
+KEYS = f'["compose-check-0123456789abcdef", "{METRICS_KEY}"]'
 SECRET = "compose-check-unsubscribe-secret"
-REQUIRED = ("JOURNEY_API_KEYS", "JOURNEY_UNSUBSCRIBE_SECRET")
+GIVEN = {
+    "JOURNEY_API_KEYS": KEYS,
+    "JOURNEY_UNSUBSCRIBE_SECRET": SECRET,
+    "JOURNEY_METRICS_KEY": METRICS_KEY,
+    "GRAFANA_ADMIN_PASSWORD": "compose-check-grafana",
+}
+REQUIRED = tuple(GIVEN)
 
 
 def _config(**variables: str) -> subprocess.CompletedProcess[str]:
@@ -52,7 +61,7 @@ def _published(port: Any) -> tuple[str | None, int]:
 def test_a_missing_or_empty_secret_stops_compose_with_its_name(
     missing: str, value: str | None
 ) -> None:
-    given = {"JOURNEY_API_KEYS": KEYS, "JOURNEY_UNSUBSCRIBE_SECRET": SECRET}
+    given = dict(GIVEN)
     del given[missing]
     if value is not None:
         given[missing] = value
@@ -62,7 +71,7 @@ def test_a_missing_or_empty_secret_stops_compose_with_its_name(
 
 
 def test_the_api_gets_the_given_keys_and_only_the_api_is_published_widely() -> None:
-    result = _config(JOURNEY_API_KEYS=KEYS, JOURNEY_UNSUBSCRIBE_SECRET=SECRET)
+    result = _config(**GIVEN)
     assert result.returncode == 0, result.stderr
     assert "change-me" not in result.stdout
     services: dict[str, Any] = YAML(typ="safe").load(result.stdout)["services"]
@@ -77,4 +86,65 @@ def test_the_api_gets_the_given_keys_and_only_the_api_is_published_widely() -> N
         "api": [(None, 8000)],
         "temporal": [("127.0.0.1", 7233)],
         "temporal-ui": [("127.0.0.1", 8233)],
+        "prometheus": [("127.0.0.1", 9090)],
+        "grafana": [("127.0.0.1", 3000)],
     }
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> host path of the service's bind mounts."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            source, target = volume.get("source", ""), volume["target"]
+        else:
+            source, target = str(volume).split(":")[:2]
+        if source.startswith(("/", ".")):
+            mounts[target] = Path(source) if source.startswith("/") else REPO / source
+    return mounts
+
+
+def test_prometheus_scrapes_what_the_api_and_workers_serve_and_grafana_loads_the_dashboard() -> (
+    None
+):
+    result = _config(**GIVEN)
+    assert result.returncode == 0, result.stderr
+    services: dict[str, Any] = YAML(typ="safe").load(result.stdout)["services"]
+    worker = services["worker"]["environment"]
+    prometheus = services["prometheus"]
+    assert prometheus["environment"]["JOURNEY_METRICS_KEY"] == METRICS_KEY
+    config_path = _mounts(prometheus)["/etc/prometheus/prometheus.yml"]
+    config = YAML(typ="safe").load(config_path.read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = {
+        name: {(n, sd["port"]) for sd in job["dns_sd_configs"] for n in sd["names"]}
+        for name, job in jobs.items()
+    }
+    assert targets == {
+        "journey-api": {("api", 8000)},
+        "journey-worker": {("worker", int(worker["JOURNEY_METRICS_PORT"]))},
+        "temporal-sdk": {("worker", int(worker["JOURNEY_TEMPORAL_METRICS_PORT"]))},
+    }
+    assert worker["JOURNEY_METRICS_HOST"] == "0.0.0.0"
+    # The API's /metrics wants a key: the one the entrypoint writes where the job reads it.
+    key_file = jobs["journey-api"]["authorization"]["credentials_file"]
+    assert key_file in " ".join(prometheus["command"])
+    assert "authorization" not in jobs["journey-worker"]
+
+    grafana = _mounts(services["grafana"])
+    provisioning = grafana["/etc/grafana/provisioning"]
+    [datasource] = YAML(typ="safe").load(
+        (provisioning / "datasources" / "prometheus.yml").read_text(encoding="utf-8")
+    )["datasources"]
+    assert datasource["url"] == "http://prometheus:9090"
+    [provider] = YAML(typ="safe").load(
+        (provisioning / "dashboards" / "journey-engine.yml").read_text(encoding="utf-8")
+    )["providers"]
+    dashboards = grafana[provider["options"]["path"]]
+    dashboard = json.loads((dashboards / "journey-engine.json").read_text(encoding="utf-8"))
+    uids = {
+        target["datasource"]["uid"]
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+    }
+    assert uids == {datasource["uid"]}

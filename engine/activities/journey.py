@@ -13,6 +13,7 @@ An ``unknown`` send keeps its cap reservation: it may have reached the person.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ from engine.conditions.branch import first_match
 from engine.conditions.errors import UnknownTier
 from engine.domain import Delivery, DeliveryStatus, JourneyVersion, Profile
 from engine.dsl.tiers import Tiers
+from engine.metrics import EngineMetrics
 from engine.store import EnrollmentNotFound, ProfileNotFound, SendFacts, SendLookup, Store
 from engine.templates import TemplateError, render_message
 from engine.workflow.messages import (
@@ -140,6 +142,17 @@ def _result(stored: Delivery) -> SendResult:
     )
 
 
+def _error_kind(answer: DeliveryReceipt | ConnectorError) -> str | None:
+    """How a provider call failed, as the connector-errors label (None: it was answered)."""
+    if isinstance(answer, DeliveryReceipt):
+        return None
+    if isinstance(answer, RetryableSendError):
+        return "no_answer" if answer.outcome_unknown else "retryable"
+    if isinstance(answer, PermanentSendError):
+        return "permanent"
+    return "error"
+
+
 class JourneyActivities:
     def __init__(
         self,
@@ -148,10 +161,13 @@ class JourneyActivities:
         connectors: ConnectorRegistry,
         unsubscribe_link: Callable[[str, str], str] | None = None,
         tiers: Tiers | None = None,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         """``unsubscribe_link(profile_id, channel)`` makes the signed one-click link that every
-        marketing message carries (email turns it into List-Unsubscribe headers)."""
+        marketing message carries (email turns it into List-Unsubscribe headers). ``metrics``
+        counts every delivery outcome and times the cap checks and provider calls."""
         self._store = store
+        self._metrics = metrics if metrics is not None else EngineMetrics()
         self._caps = caps
         self._connectors = connectors
         self._unsubscribe_link = unsubscribe_link
@@ -204,6 +220,7 @@ class JourneyActivities:
         # for the survivor, whose counters also hold the merged ids' touches.
         person = profile.id
         merged = person != input.profile_id
+        checking = time.perf_counter()
         try:
             decision = await self._caps.reserve(
                 CapRequest(
@@ -227,6 +244,8 @@ class JourneyActivities:
             # Fail closed: Temporal retries with backoff; nothing leaves unchecked.
             _logger(input).warning("cap_store_unavailable", error=str(exc))
             raise ApplicationError(str(exc), type="CapStoreUnavailable") from exc
+        finally:
+            self._metrics.cap_check_seconds.observe(time.perf_counter() - checking)
         if not decision.allowed:
             if decision.action == "arbitrate":
                 return SendResult(status="arbitrating", retry_at=decision.retry_at)
@@ -271,10 +290,14 @@ class JourneyActivities:
                 claimed = await self._claim(input)
                 if claimed is not None:
                     return claimed
+            started = time.perf_counter()
             try:
                 answer: DeliveryReceipt | ConnectorError = await provider.send(message)
             except ConnectorError as exc:
                 answer = exc  # recorded below, once the provider's slot is free
+            self._metrics.connector_call(
+                provider.name, input.channel, time.perf_counter() - started, _error_kind(answer)
+            )
         return await self._outcome(input, answer, at_most_once, person)
 
     async def _claim(self, input: SendInput) -> SendResult | None:
@@ -404,6 +427,8 @@ class JourneyActivities:
                 },
             )
         )
+        if stored.status == status:  # else an earlier attempt decided, and was counted
+            self._metrics.delivery(input.journey_id, input.channel, status, reason)
         return _result(stored).model_copy(update={"retry_at": retry_at})
 
     @activity.defn(name="evaluate_branch")

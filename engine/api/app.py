@@ -8,7 +8,8 @@ Routes: ``GET /healthz``; ``POST /v1/events``; ``POST /v1/profiles``; ``POST /v1
 ``POST /v1/journeys/{id}/trigger`` (``engine.api.journeys``); ``/u/{token}`` unsubscribe links;
 the Segment tracking API, ``/v1/batch``, ``/v1/track``... (``engine.api.segment``, whose errors
 are Segment's: 400 with ``code`` and ``message``);
-``GET /reports`` and ``/reports/{id}``, the HTML report (``engine.api.reports``).
+``GET /reports`` and ``/reports/{id}``, the HTML report (``engine.api.reports``);
+``GET /metrics`` (``engine.api.metrics_route``).
 
 Every request is all-or-nothing at validation: if any item is invalid the response is 422 with
 each bad item's index and reason, and nothing is written. Responses:
@@ -42,6 +43,7 @@ from temporalio.service import RPCError
 from engine.api.auth import BearerKeyMiddleware
 from engine.api.journeys import journeys_router
 from engine.api.json_body import StrictJsonRoute, malformed_json
+from engine.api.metrics_route import metrics_router
 from engine.api.models import (
     MAX_BODY_BYTES,
     EventBatch,
@@ -58,6 +60,7 @@ from engine.api.segment import segment_router
 from engine.api.unsubscribe import unsubscribe_router
 from engine.domain import Event, Profile
 from engine.identity import DEFAULT_REGION
+from engine.metrics import EngineMetrics
 from engine.services.events import DeliveryIncomplete, EventRouter
 from engine.store import RecordedEvent, Store
 from engine.unsubscribe import Secrets
@@ -98,6 +101,7 @@ def create_app(
     default_region: str = DEFAULT_REGION,
     reports: ReportBuilder | None = None,
     report_secret: str | None = None,
+    metrics: EngineMetrics | None = None,
 ) -> FastAPI:
     """The API over ``store`` and ``router``; OpenAPI at ``/docs``.
 
@@ -111,6 +115,8 @@ def create_app(
     With ``reports`` (it builds the ``Report`` of the journeys asked for, every one for None), the
     HTML report is served at ``/reports``; with ``report_secret`` too, signed report links
     (``engine.report_links``) open it without an API key.
+    ``metrics``: what ``GET /metrics`` serves (by default the router's enroller's, which counts
+    the entries made through this API).
     """
     keys = list(api_keys)
     if any(not key.strip() for key in keys):
@@ -240,6 +246,7 @@ def create_app(
     app.include_router(people_router(store, clock, auth, _ERRORS))
     app.include_router(segment_router(store, router, clock, keys, auth, _ERRORS, default_region))
     app.include_router(journeys_router(store, router.enroller, clock, auth, _ERRORS))
+    app.include_router(metrics_router(store, metrics or router.enroller.metrics, auth, _ERRORS))
     if unsubscribe_secret:
         app.include_router(unsubscribe_router(store, unsubscribe_secret, clock))
     if reports is not None:

@@ -27,7 +27,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from engine.domain import Enrollment, JourneyState, JourneyVersion, Profile
-from engine.dsl.models import Journey
+from engine.dsl.models import EventEntry, Journey, SegmentEntry
+from engine.metrics import EngineMetrics
 from engine.store import Store
 from engine.temporal import run_search_attributes, workflow_id
 from engine.workflow.messages import JourneyInput
@@ -81,8 +82,11 @@ class Enroller:
         *,
         time_scale: float = 1.0,
         concurrency: int = 50,
+        metrics: EngineMetrics | None = None,
     ) -> None:
+        """``metrics`` counts every person asked to enter, by journey, entry kind and outcome."""
         self._store = store
+        self._metrics = metrics if metrics is not None else EngineMetrics()
         self._client = client
         self._task_queue = task_queue
         self._time_scale = time_scale
@@ -93,6 +97,11 @@ class Enroller:
     def client(self) -> Client:
         """The Temporal client runs are started with."""
         return self._client
+
+    @property
+    def metrics(self) -> EngineMetrics:
+        """Where the entries are counted."""
+        return self._metrics
 
     def journey(self, version: JourneyVersion) -> Journey:
         key = (version.journey_id, version.version)
@@ -128,6 +137,7 @@ class Enroller:
             # An error: let every page in flight finish (and clean up) before raising.
             await asyncio.gather(*in_flight, return_exceptions=True)
         report = EnrollReport(dict(Counter(outcomes[pid] for pid in ids)), outcomes)
+        self._count(version, report.counts)
         log.info(
             "enrolled", journey_id=version.journey_id, version=version.version, **report.counts
         )
@@ -152,9 +162,14 @@ class Enroller:
         if claim.created is None:
             outcome = _refused(claim.last, state)
             await self._record_refusals(version, {profile.id: outcome}, now)
-            return outcome
-        claimed.starts.append((profile.id, claim.created))
-        return (await self._start_page(version, claimed))[profile.id]
+        else:
+            claimed.starts.append((profile.id, claim.created))
+            outcome = (await self._start_page(version, claimed))[profile.id]
+        self._count(version, {outcome: 1})
+        return outcome
+
+    def _count(self, version: JourneyVersion, counts: dict[str, int]) -> None:
+        self._metrics.entered(version.journey_id, entry_kind(self.journey(version)), counts)
 
     def _allows(
         self, version: JourneyVersion, state: JourneyState, now: datetime
@@ -282,6 +297,15 @@ class _Page:
     """(asked id, claimed ledger row) for each run to start."""
     profiles: dict[str, Profile]
     """The people of the page, by (resolved) profile id."""
+
+
+def entry_kind(journey: Journey) -> str:
+    """How the journey enters people: ``segment``, ``event`` or ``api``."""
+    if isinstance(journey.entry, SegmentEntry):
+        return "segment"
+    if isinstance(journey.entry, EventEntry):
+        return "event"
+    return "api"
 
 
 def _refused(last: Enrollment | None, state: JourneyState = "active") -> Outcome:

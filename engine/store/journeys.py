@@ -219,6 +219,20 @@ class JourneyStore(StoreCore):
         async with self._engine.connect() as conn:
             return [records.enrollment(row) for row in await conn.execute(query)]
 
+    async def live_runs(self) -> dict[str, int]:
+        """Active enrollments (runs in flight) of every deployed journey, 0 included."""
+        deployed = select(journey_versions.c.journey_id).distinct()
+        active = (
+            select(enrollments.c.journey_id, func.count())
+            .where(enrollments.c.status == "active")
+            .group_by(enrollments.c.journey_id)
+        )
+        async with self._engine.connect() as conn:
+            counts = {journey_id: 0 for journey_id in (await conn.scalars(deployed))}
+            for journey_id, runs in await conn.execute(active):
+                counts[journey_id] = runs
+        return counts
+
     async def person_enrollments(
         self, profile_id: str, journey_id: str | None = None
     ) -> list[Enrollment]:

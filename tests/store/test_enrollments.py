@@ -87,3 +87,20 @@ async def test_a_deleted_enrollment_is_gone(store: Store) -> None:
 
     assert await store.get_enrollment("e1") is None
     assert await store.last_enrollment("cart", "p1") is None
+
+
+async def test_live_runs_count_the_active_runs_of_every_deployed_journey(store: Store) -> None:
+    for journey_id in ("cart", "idle"):
+        await store.deploy_version(journey_id, journey_id, {}, {}, "", T0)
+    for eid, profile_id in (("e1", "p1"), ("e2", "p2"), ("e3", "p3")):
+        await store.create_enrollment(_enrollment(eid, T0, profile_id))
+    await store.finish_enrollment(
+        "e3",
+        status="completed",
+        ended_at=T0 + timedelta(days=1),
+        exit_step="done",
+        path=[],
+        variants={},
+    )
+
+    assert await store.live_runs() == {"cart": 2, "idle": 0}
