@@ -212,7 +212,8 @@ def _parse(text: str, file: str, path: Path, kind: Kind | None) -> Document:
 
 def _validate(source: SourceMap, kind: Kind) -> Document:
     try:
-        document = kind.model.model_validate(source.data, context=AUTHORING)
+        # by_name=False: a file spells keys as the schema does (`else`, not the Python `else_`).
+        document = kind.model.model_validate(source.data, context=AUTHORING, by_name=False)
     except ValidationError as exc:
         found = explain(exc, source, kind.model) + kind.check(source, exc)
         raise DslError(sorted(found, key=lambda p: (p.line, p.column))) from None
