@@ -1,4 +1,4 @@
-"""Random conditions, right and wrong: the segment schema and the model give the same verdict.
+"""Random documents, right and wrong: the schemas and the models give the same verdict.
 
 The hand-written files of test_schema_agreement cover the mistakes a person makes; this covers
 the combinations nobody thinks of (two operators and a null, a count beside a sum, a list where
@@ -9,6 +9,8 @@ beyond 3660d, whole numbers written 60.0) are not drawn.
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
 import jsonschema
@@ -17,9 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from engine.dsl.bounded_yaml import load_yaml
 from engine.dsl.models import AUTHORING
-from engine.dsl.schema import json_schema
+from engine.dsl.schema import MODELS, json_schema
 from engine.dsl.segments import Segment
+from tests.dsl.helpers import JOURNEYS
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -114,9 +118,93 @@ def _model_accepts(document: dict[str, Any]) -> bool:
     return True
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(condition=_conditions())
 def test_the_segment_schema_and_the_model_agree_on_random_conditions(condition: Any) -> None:
     document = {"id": "s", "name": "S", "condition": condition}
     by_schema = VALIDATOR.is_valid(document)
     assert _model_accepts(document) == by_schema, (condition, by_schema)
+
+
+# --- whole files: the examples, mutated at a random place ----------------------------------------
+
+BEYOND_MESSAGES = (
+    "unknown timezone",
+    "a cap window is between",
+    "calendar windows count whole days",
+    "a window is at most 3660d",
+    "active_within must not",
+    "defined twice",
+    "cannot depend on tiers",
+    "'else' must be the last",
+)
+"""The model's messages for the rules of `BEYOND_SCHEMA` (the graph is not checked here)."""
+
+EXTRA_VALUES = st.sampled_from(["10:00", "25:00", "webhook", "after", "defer", "calendar", {}])
+
+
+def _examples(kind: str) -> list[Any]:
+    paths = {
+        "journey": [p for p in JOURNEYS.glob("*.yaml") if p.stem not in ("policy", "tiers")],
+        "policy": [JOURNEYS / "policy.yaml"],
+        "tiers": [JOURNEYS / "tiers.yaml"],
+    }[kind]
+    return [json.loads(json.dumps(load_yaml(p.read_text(encoding="utf-8")))) for p in paths]
+
+
+def _keys(schema: dict[str, Any]) -> list[str]:
+    nodes = [schema, *schema.get("$defs", {}).values()]
+    return sorted({key for node in nodes for key in node.get("properties", {})} | {"bogus"})
+
+
+def _containers(node: Any) -> list[Any]:
+    found = [node] if isinstance(node, dict | list) else []
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+    return found + [c for child in children for c in _containers(child)]
+
+
+@st.composite
+def _mutated_file(draw: st.DrawFn, kind: str) -> Any:
+    document = copy.deepcopy(draw(st.sampled_from(_examples(kind))))
+    keys = st.sampled_from(_keys(json_schema(kind)))
+    values = st.one_of(VALUES, EXTRA_VALUES).map(copy.deepcopy)  # never one object twice
+    for _ in range(draw(st.integers(1, 3))):
+        node = draw(st.sampled_from(_containers(document)))
+        action = draw(st.sampled_from(["add", "drop", "change"]))
+        if isinstance(node, dict):
+            if action == "add" or not node:
+                node[draw(keys)] = draw(values)
+            elif action == "drop":
+                del node[draw(st.sampled_from(sorted(node)))]
+            else:
+                node[draw(st.sampled_from(sorted(node)))] = draw(values)
+        elif action == "add" or not node:
+            node.append(draw(values))
+        elif action == "drop":
+            del node[draw(st.integers(0, len(node) - 1))]
+        else:
+            node[draw(st.integers(0, len(node) - 1))] = draw(values)
+    return document
+
+
+def _errors(kind: str, document: Any) -> list[str]:
+    try:
+        MODELS[kind].model_validate(document, context=AUTHORING, by_name=False)
+    except ValidationError as exc:
+        return [str(error["msg"]) for error in exc.errors()]
+    return []
+
+
+@pytest.mark.parametrize("kind", ["journey", "policy", "tiers"])
+def test_the_schema_and_the_model_agree_on_mutated_example_files(kind: str) -> None:
+    validator = jsonschema.Draft202012Validator(json_schema(kind))
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(document=_mutated_file(kind))
+    def check(document: Any) -> None:
+        errors = _errors(kind, document)
+        by_schema = validator.is_valid(document)
+        beyond = bool(errors) and all(any(m in e for m in BEYOND_MESSAGES) for e in errors)
+        assert (not errors) == by_schema or (beyond and by_schema), (errors, by_schema)
+
+    check()
