@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from engine.dsl.errors import DslError
-from engine.dsl.loader import check_paths, load_journey
+from engine.dsl.loader import SUFFIXES, TEMPLATES, check_paths, load_journey
 from engine.dsl.mermaid import to_mermaid
 from engine.dsl.schema import schema_text, write_schemas
 from engine.templates import check_template_file
@@ -30,9 +30,6 @@ class SchemaKind(StrEnum):
     policy = "policy"
     tiers = "tiers"
     template = "template"
-
-
-_SUFFIXES = (".yaml", ".yml")
 
 
 def register(app: typer.Typer) -> None:
@@ -77,10 +74,10 @@ def _split(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     templates: list[Path] = []
     for given in paths:
         if not given.is_dir():
-            (templates if "templates" in given.parent.parts else documents).append(given)
+            (templates if TEMPLATES in given.parent.parts else documents).append(given)
             continue
-        found = [f for f in given.rglob("*") if f.suffix in _SUFFIXES and f.is_file()]
-        inside = sorted(f for f in found if "templates" in f.parent.parts)
+        found = [f for f in given.rglob("*") if f.suffix in SUFFIXES and f.is_file()]
+        inside = sorted(f for f in found if TEMPLATES in f.parent.parts)
         templates += inside
         if len(inside) < len(found) or not found:
             documents.append(given)  # check_paths skips templates/ folders itself

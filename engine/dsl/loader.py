@@ -29,9 +29,10 @@ from engine.dsl.tiers import Tiers
 
 Document = Journey | Segment | Policy | Tiers
 
-_SUFFIXES = (".yaml", ".yml")
-# Message templates are YAML too, but are checked when a journey is deployed (engine.templates).
-_SKIPPED_FOLDERS = ("templates",)
+SUFFIXES = (".yaml", ".yml")
+TEMPLATES = "templates"
+"""The folder of message templates: YAML too, but read by `engine.templates`, not here."""
+_SKIPPED_FOLDERS = (TEMPLATES,)
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ def _expand(path: Path) -> list[Path]:
     return sorted(
         found
         for found in path.rglob("*")
-        if found.suffix in _SUFFIXES
+        if found.suffix in SUFFIXES
         and found.is_file()
         and not any(part in _SKIPPED_FOLDERS for part in found.relative_to(path).parts[:-1])
     )
