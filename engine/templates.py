@@ -51,6 +51,7 @@ __all__ = [
     "CHANNEL_FIELDS",
     "CONTEXT_NAMES",
     "TemplateError",
+    "check_template_file",
     "load_templates",
     "locale_chain",
     "render",
@@ -137,28 +138,54 @@ def load_templates(
         if not path.is_file():
             problems.append(f"{path}: template '{name}' not found")
             continue
-        try:
-            data = load_yaml(path.read_text(encoding="utf-8"))
-        except YAMLError as exc:
-            problems.append(str(syntax_problem(exc, str(path))))
-            continue
-        before = len(problems)
-        variants = _variants(path, name, data, problems)
-        if len(problems) > before:
-            continue
-        for variant, fields in variants.items():
-            for field, (source, line) in fields.items():
-                problems.extend(
-                    f"{path}:{line + offset}: template '{variant}' field '{field}': {message}"
-                    for offset, message in check_source(source, field)
-                )
-            problems.extend(
-                f"{path}: template '{variant}': {message}"
-                for message in _channel_problems(fields.keys(), (channels or {}).get(name, ()))
-            )
-            found[variant] = {field: source for field, (source, _) in fields.items()}
+        found |= _read(path, name, (channels or {}).get(name, ()), problems)
     if problems:
         raise TemplateError("\n".join(problems))
+    return found
+
+
+def check_template_file(path: Path) -> list[str]:
+    """Every problem of one template file that can be known without a journey or a person
+    (its shape and each field's Jinja), one ``file:line: ...`` line each; empty when fine.
+
+    This is what `journey validate` runs on the files of a ``templates/`` folder; the fields a
+    channel needs are checked at deploy, when the journey says which channel sends it.
+    """
+    problems: list[str] = []
+    try:
+        _read(path, path.stem, (), problems)
+    except OSError as exc:
+        problems.append(f"{path}: cannot read: {exc.strerror}")
+    except UnicodeDecodeError as exc:
+        problems.append(f"{path}: not UTF-8 text (byte {exc.start})")
+    return problems
+
+
+def _read(
+    path: Path, name: str, channels: Collection[str], problems: list[str]
+) -> dict[str, dict[str, str]]:
+    """The stored form of one template file (see the module docstring); problems appended."""
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except YAMLError as exc:
+        problems.append(str(syntax_problem(exc, str(path))))
+        return {}
+    before = len(problems)
+    variants = _variants(path, name, data, problems)
+    if len(problems) > before:
+        return {}
+    found: dict[str, dict[str, str]] = {}
+    for variant, fields in variants.items():
+        for field, (source, line) in fields.items():
+            problems.extend(
+                f"{path}:{line + offset}: template '{variant}' field '{field}': {message}"
+                for offset, message in check_source(source, field)
+            )
+        problems.extend(
+            f"{path}: template '{variant}': {message}"
+            for message in _channel_problems(fields.keys(), channels)
+        )
+        found[variant] = {field: source for field, (source, _) in fields.items()}
     return found
 
 

@@ -16,14 +16,20 @@ from typing import Annotated
 import typer
 
 from engine.dsl.errors import DslError
-from engine.dsl.loader import check_paths, load_journey
+from engine.dsl.loader import SUFFIXES, TEMPLATES, check_paths, load_journey
 from engine.dsl.mermaid import to_mermaid
-from engine.dsl.schema import journey_json_schema, segment_json_schema
+from engine.dsl.schema import schema_text, write_schemas
+from engine.templates import check_template_file
 
 
 class SchemaKind(StrEnum):
+    """The kinds of `engine.dsl.schema.KINDS` (a test holds the two equal)."""
+
     journey = "journey"
     segment = "segment"
+    policy = "policy"
+    tiers = "tiers"
+    template = "template"
 
 
 def register(app: typer.Typer) -> None:
@@ -36,22 +42,46 @@ def register(app: typer.Typer) -> None:
 def validate(
     paths: Annotated[
         list[Path],
-        typer.Argument(help="Journey / segment files, or folders searched for *.yaml / *.yml."),
+        typer.Argument(
+            help="Journey, segment, policy, tiers and template files, or folders searched for "
+            "*.yaml / *.yml (files in a templates/ folder are message templates)."
+        ),
     ],
 ) -> None:
-    """Check journeys and segments; print every problem as file:line:col: where: message."""
-    results = check_paths(paths)
-    problems = [p for checked in results for p in checked.problems]
+    """Check every file; print every problem as file:line:col: where: message."""
+    documents, templates = _split(paths)
+    results = check_paths(documents) if documents else []
+    problems = [str(p) for checked in results for p in checked.problems]
+    problems += [p for template in templates for p in check_template_file(template)]
     for problem in problems:
-        typer.echo(str(problem))
+        typer.echo(problem)
     if problems:
         raise typer.Exit(1)
-    counts = Counter(checked.kind for checked in results if checked.kind is not None)
+    counts = Counter(checked.kind.name for checked in results if checked.kind is not None)
+    plurals = {checked.kind.name: checked.kind.plural for checked in results if checked.kind}
+    if templates:
+        counts["template"] = len(templates)
+        plurals["template"] = "templates"
     summary = ", ".join(
-        f"{n} {kind.name if n == 1 else kind.plural}"
-        for kind, n in sorted(counts.items(), key=lambda item: item[0].name)
+        f"{n} {kind if n == 1 else plurals[kind]}" for kind, n in sorted(counts.items())
     )
     typer.echo(f"ok: {summary or 'no files'}")
+
+
+def _split(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """The paths for `check_paths`, and the template files (in a ``templates/`` folder)."""
+    documents: list[Path] = []
+    templates: list[Path] = []
+    for given in paths:
+        if not given.is_dir():
+            (templates if TEMPLATES in given.parent.parts else documents).append(given)
+            continue
+        found = [f for f in given.rglob("*") if f.suffix in SUFFIXES and f.is_file()]
+        inside = sorted(f for f in found if TEMPLATES in f.parent.parts)
+        templates += inside
+        if len(inside) < len(found) or not found:
+            documents.append(given)  # check_paths skips templates/ folders itself
+    return documents, templates
 
 
 def graph(
@@ -71,7 +101,19 @@ def schema(
     kind: Annotated[
         SchemaKind, typer.Option("--kind", help="Which file's schema to print.")
     ] = SchemaKind.journey,
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--write",
+            help="Write every kind's schema into this folder and print the yaml.schemas "
+            "setting of VS Code's YAML extension.",
+        ),
+    ] = None,
 ) -> None:
-    """Print the JSON Schema of a journey or segment file (for editor completion)."""
-    body = journey_json_schema() if kind is SchemaKind.journey else segment_json_schema()
-    typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+    """Print the JSON Schema of a file kind (journey, segment, policy, tiers, template), for
+    editor completion, hover documentation and checks; or write them all with --write."""
+    if write is None:
+        typer.echo(schema_text(kind.value), nl=False)
+        return
+    mapping = write_schemas(write)
+    typer.echo(json.dumps({"yaml.schemas": mapping}, indent=2, ensure_ascii=False))

@@ -39,9 +39,28 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from engine.dsl.base import AttributeName, Slug, Strict
+from engine.dsl.base import (
+    SLUG_PATTERN,
+    AttributeName,
+    Slug,
+    Strict,
+    exactly_one,
+    given,
+    not_given,
+)
 from engine.dsl.durations import Duration
 
 Scalar = str | int | float | bool
@@ -107,21 +126,53 @@ def check_value(value: Any) -> Any:
     return value
 
 
+_NUMBER_JSON: dict[str, Any] = {"type": "number", "minimum": -MAX_NUMBER, "maximum": MAX_NUMBER}
+_TEXT_JSON: dict[str, Any] = {"type": "string", "pattern": "^[^\\u0000]*$"}
+ScalarValue = Annotated[
+    Scalar, WithJsonSchema({"anyOf": [_TEXT_JSON, _NUMBER_JSON, {"type": "boolean"}]})
+]
+"""A value a condition compares with: text, a number (at most 2^53) or true / false."""
+Ordered = Annotated[
+    StrictInt | StrictFloat | str, WithJsonSchema({"anyOf": [_NUMBER_JSON, _TEXT_JSON]})
+]
+"""A value with an order: a number or text (dates as ISO text compare in order)."""
+NumberValue = Annotated[StrictInt | StrictFloat, WithJsonSchema(_NUMBER_JSON)]
+"""A number in a condition: finite, at most 2^53 in size."""
+
+
 class AttributeCondition(Strict):
-    """Compare one profile attribute; exactly one operator."""
+    """Compare one profile attribute with exactly one operator, e.g.
+    ``{attribute: cart_value, gte: 200}``. A missing attribute, or a value of another type, makes
+    every comparison false (test presence with ``exists``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=exactly_one(COMPARISONS),
+    )
 
     attribute: AttributeName
-    eq: Scalar | None = None
-    ne: Scalar | None = None
-    gt: int | float | str | None = None
-    gte: int | float | str | None = None
-    lt: int | float | str | None = None
-    lte: int | float | str | None = None
-    in_: list[Scalar] | None = Field(None, alias="in", min_length=1)
-    not_in: list[Scalar] | None = Field(None, min_length=1)
-    contains: Scalar | None = None
-    exists: bool | None = None
-    between: tuple[int | float | str, int | float | str] | None = None
+    """The profile attribute, e.g. cart_value, city, days_since_last_order."""
+    eq: ScalarValue | None = None
+    """Equal to this value."""
+    ne: ScalarValue | None = None
+    """Not equal to this value (false when the attribute is missing)."""
+    gt: Ordered | None = None
+    """Greater than this number (or text, in text order)."""
+    gte: Ordered | None = None
+    """Greater than or equal to this number (or text)."""
+    lt: Ordered | None = None
+    """Less than this number (or text)."""
+    lte: Ordered | None = None
+    """Less than or equal to this number (or text)."""
+    in_: list[ScalarValue] | None = Field(None, alias="in", min_length=1)
+    """One of these values, e.g. [shanghai, beijing]."""
+    not_in: list[ScalarValue] | None = Field(None, min_length=1)
+    """None of these values (false when the attribute is missing)."""
+    contains: ScalarValue | None = None
+    """A list attribute holding this value, or a text attribute containing this text."""
+    exists: StrictBool | None = None
+    """true: the attribute is set; false: it is missing."""
+    between: tuple[Ordered, Ordered] | None = None
+    """Between two values, both included: [low, high], e.g. [60, 120]."""
 
     @field_validator("between", mode="before")
     @classmethod
@@ -155,9 +206,10 @@ class AttributeCondition(Strict):
 
 
 class TagCondition(Strict):
-    """True when the profile carries ``tag``."""
+    """True when the profile carries the tag, e.g. ``{tag: vip}``."""
 
-    tag: Annotated[str, Field(min_length=1, max_length=64)]
+    tag: Annotated[str, Field(min_length=1, max_length=64, json_schema_extra=_TEXT_JSON)]
+    """The tag, e.g. vip or fruit_lover."""
 
     @field_validator("tag")
     @classmethod
@@ -168,13 +220,20 @@ class TagCondition(Strict):
 class NumericComparison(Strict):
     """Exactly one of eq, ne, gt, gte, lt, lte, between, on a number."""
 
-    eq: Number | None = None
-    ne: Number | None = None
-    gt: Number | None = None
-    gte: Number | None = None
-    lt: Number | None = None
-    lte: Number | None = None
-    between: tuple[Number, Number] | None = None
+    eq: NumberValue | None = None
+    """Equal to this number."""
+    ne: NumberValue | None = None
+    """Not equal to this number."""
+    gt: NumberValue | None = None
+    """Greater than this number."""
+    gte: NumberValue | None = None
+    """Greater than or equal to this number."""
+    lt: NumberValue | None = None
+    """Less than this number."""
+    lte: NumberValue | None = None
+    """Less than or equal to this number."""
+    between: tuple[NumberValue, NumberValue] | None = None
+    """Between two numbers, both included: [low, high], e.g. [60, 120]."""
 
     @field_validator("between", mode="before")
     @classmethod
@@ -205,7 +264,10 @@ class NumericComparison(Strict):
 
 
 class Count(NumericComparison):
-    """``count: {gte: 1}``: how many events in the window."""
+    """How many events in the window, with exactly one comparison: ``count: {gte: 3}``
+    (``count: {eq: 0}``: none)."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one(NUMERIC_COMPARISONS))
 
     @model_validator(mode="after")
     def _one_operator(self) -> Count:
@@ -223,13 +285,25 @@ class EventCondition(NumericComparison):
 
     ``count: {...}`` compares the count; ``sum: PROPERTY`` with one comparison beside it (``gte:
     500``) compares the sum (non-numeric or missing values count as 0); neither means "at least
-    once".
+    once". E.g. ``{event: order_paid, within: 90d, sum: amount, gte: 500}``.
     """
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": given("sum"),
+            "then": {**exactly_one(NUMERIC_COMPARISONS), **not_given("count")},
+            "else": not_given(*NUMERIC_COMPARISONS),
+        }
+    )
+
     event: AttributeName
+    """The event name, e.g. order_paid or cart_added."""
     within: Duration | None = None
+    """The window before now, e.g. 7d (at most 3660d); absent: all history."""
     count: Count | None = None
+    """Compare the number of events, e.g. {gte: 3}; absent (and no sum): at least once."""
     sum: AttributeName | None = None
+    """Compare the sum of this event property (with one comparison beside it, e.g. gte: 500)."""
 
     @field_validator("within")
     @classmethod
@@ -263,8 +337,13 @@ class EventCondition(NumericComparison):
         return self.count or Count(gte=1)
 
 
+_WHOLE_METRICS = ("recency", "recency_score", "frequency_score", "monetary_score")
+_WHOLE_JSON: dict[str, Any] = {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+
+
 class RfmCondition(NumericComparison):
-    """A derived purchase metric (see `engine.dsl.tiers.Tiers` for what a purchase is).
+    """A derived purchase metric with one comparison, e.g. ``{rfm: recency, between: [60, 120]}``
+    (see `engine.dsl.tiers.Tiers` for what a purchase is).
 
     recency: whole days since the last purchase; frequency / monetary: purchases and spend in
     the RFM window; ``*_score``: quintiles 1-5 over every buyer at evaluation time (5 = most
@@ -272,7 +351,25 @@ class RfmCondition(NumericComparison):
     comparison on them is false.
     """
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                exactly_one(NUMERIC_COMPARISONS),
+                {
+                    "if": {"properties": {"rfm": {"enum": list(_WHOLE_METRICS)}}},
+                    "then": {
+                        "properties": {
+                            **{op: _WHOLE_JSON for op in NUMERIC_COMPARISONS if op != "between"},
+                            "between": {"items": {"type": "integer"}},
+                        }
+                    },
+                },
+            ]
+        }
+    )
+
     rfm: RfmMetric
+    """recency (days since the last purchase), frequency, monetary, or a 1-5 score."""
 
     @model_validator(mode="after")
     def _one_operator(self) -> RfmCondition:
@@ -282,7 +379,7 @@ class RfmCondition(NumericComparison):
                 "an rfm condition takes exactly one operator of "
                 f"{', '.join(NUMERIC_COMPARISONS)}; got {len(given)}"
             )
-        if self.rfm in ("recency", "recency_score", "frequency_score", "monetary_score"):
+        if self.rfm in _WHOLE_METRICS:
             operand = self.operand
             values = operand if isinstance(operand, tuple) else (operand,)
             if any(not isinstance(v, int) for v in values):
@@ -294,10 +391,21 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-class LifecycleCondition(Strict):
-    """The person's lifecycle stage (thresholds in tiers.yaml ``lifecycle``); a list: any of."""
+def _one_or_many_json(item: dict[str, Any]) -> WithJsonSchema:
+    """The short form too: ``{tier: gold}`` as well as ``{tier: [gold, silver]}``."""
+    return WithJsonSchema({"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]})
 
-    lifecycle: Annotated[list[Stage], Field(min_length=1)]
+
+class LifecycleCondition(Strict):
+    """The person's lifecycle stage (thresholds in tiers.yaml ``lifecycle``), e.g.
+    ``{lifecycle: dormant}``; a list means any of them: ``{lifecycle: [new, active]}``."""
+
+    lifecycle: Annotated[
+        list[Stage],
+        Field(min_length=1),
+        _one_or_many_json({"type": "string", "enum": list(STAGES)}),
+    ]
+    """prospect (never bought), new, active, dormant or churned; or a list of them."""
 
     @field_validator("lifecycle", mode="before")
     @classmethod
@@ -306,9 +414,15 @@ class LifecycleCondition(Strict):
 
 
 class TierCondition(Strict):
-    """The person's member tier (rules in tiers.yaml); a list: any of those tiers."""
+    """The person's member tier (rules in tiers.yaml), e.g. ``{tier: gold}``; a list means any of
+    those tiers: ``{tier: [gold, diamond]}``."""
 
-    tier: Annotated[list[Slug], Field(min_length=1)]
+    tier: Annotated[
+        list[Slug],
+        Field(min_length=1),
+        _one_or_many_json({"type": "string", "pattern": SLUG_PATTERN}),
+    ]
+    """A tier id of tiers.yaml, e.g. gold; or a list of them."""
 
     @field_validator("tier", mode="before")
     @classmethod
@@ -317,15 +431,24 @@ class TierCondition(Strict):
 
 
 class AllCondition(Strict):
+    """True when every condition of the list is: ``{all: [..., ...]}``."""
+
     all: list[Condition] = Field(min_length=1)
+    """The conditions that must all hold."""
 
 
 class AnyCondition(Strict):
+    """True when at least one condition of the list is: ``{any: [..., ...]}``."""
+
     any: list[Condition] = Field(min_length=1)
+    """The conditions of which one is enough."""
 
 
 class NotCondition(Strict):
+    """True when the condition is not: ``{not: {tag: vip}}``."""
+
     not_: Condition = Field(alias="not")
+    """The condition to negate."""
 
 
 _KINDS = {kind: kind for kind in CONDITION_KINDS} | {"not_": "not"}

@@ -47,5 +47,13 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": PATTERN, "examples": ["30m", "1h", "2d", "1w"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            # As `parse_duration` reads it: white space around, and longer than zero.
+            "pattern": r"^\s*(?=\S*[1-9])([0-9]+[smhdw])+\s*$",
+            "description": "A duration: a number and a unit s m h d w, e.g. 30m, 2d, 1h30m.",
+            "examples": ["30m", "1h", "2d", "1w"],
+        }
+    ),
 ]

@@ -29,9 +29,10 @@ from engine.dsl.tiers import Tiers
 
 Document = Journey | Segment | Policy | Tiers
 
-_SUFFIXES = (".yaml", ".yml")
-# Message templates are YAML too, but are checked when a journey is deployed (engine.templates).
-_SKIPPED_FOLDERS = ("templates",)
+SUFFIXES = (".yaml", ".yml")
+TEMPLATES = "templates"
+"""The folder of message templates: YAML too, but read by `engine.templates`, not here."""
+_SKIPPED_FOLDERS = (TEMPLATES,)
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,8 @@ def _parse(text: str, file: str, path: Path, kind: Kind | None) -> Document:
 
 def _validate(source: SourceMap, kind: Kind) -> Document:
     try:
-        document = kind.model.model_validate(source.data, context=AUTHORING)
+        # by_name=False: a file spells keys as the schema does (`else`, not the Python `else_`).
+        document = kind.model.model_validate(source.data, context=AUTHORING, by_name=False)
     except ValidationError as exc:
         found = explain(exc, source, kind.model) + kind.check(source, exc)
         raise DslError(sorted(found, key=lambda p: (p.line, p.column))) from None
@@ -257,7 +259,7 @@ def _expand(path: Path) -> list[Path]:
     return sorted(
         found
         for found in path.rglob("*")
-        if found.suffix in _SUFFIXES
+        if found.suffix in SUFFIXES
         and found.is_file()
         and not any(part in _SKIPPED_FOLDERS for part in found.relative_to(path).parts[:-1])
     )

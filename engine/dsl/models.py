@@ -15,15 +15,18 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    ConfigDict,
     Discriminator,
     Field,
+    StrictFloat,
+    StrictInt,
     Tag,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from engine.dsl.base import AttributeName, Slug, Strict
+from engine.dsl.base import TIME_OF_DAY, AttributeName, Slug, Strict, given, not_given
 from engine.dsl.conditions import Condition, Scalar
 from engine.dsl.cron import parse_cron
 from engine.dsl.durations import Duration
@@ -31,16 +34,23 @@ from engine.dsl.durations import Duration
 AUTHORING = {"authoring": True}
 """Validation context for documents read from files: checks that stored data is spared."""
 
-_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_TIME_OF_DAY = re.compile(TIME_OF_DAY)
+CRON_SHAPE = r"^\s*(@[A-Za-z]+|\S+(\s+\S+){4})\s*$"
+"""Five fields or a shorthand (@daily); `engine.dsl.cron` checks each field's range."""
+URL_SHAPE = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/]*[^\s/@](/\S*)?$"
+"""An absolute http(s) URL with a host and no white space, as `WebhookTarget` checks it."""
 
 
 class SegmentEntry(Strict):
     """Members of a segment enter when it is evaluated on ``schedule`` (cron, policy timezone)."""
 
     segment: Slug
+    """The id of a segment file (segments/*.yaml), e.g. dormant_60_120."""
     schedule: str | None = Field(
-        None, description='5-field cron in the policy\'s timezone, e.g. "0 10 * * *"'
+        None, json_schema_extra={"pattern": CRON_SHAPE, "examples": ["0 10 * * *", "@daily"]}
     )
+    """When the segment is evaluated: a 5-field cron in the policy's timezone, e.g. "0 10 * * *"
+    (minute hour day-of-month month day-of-week)."""
 
     @field_validator("schedule")
     @classmethod
@@ -57,12 +67,22 @@ class EventEntry(Strict):
     """A person enters when they do ``event``."""
 
     event: AttributeName
+    """The event name, e.g. registered or order_paid."""
 
 
 class ApiEntry(Strict):
     """People enter only through the API / CLI (``journey enroll``)."""
 
     api: Literal[True]
+    """Always true."""
+
+    @field_validator("api", mode="before")
+    @classmethod
+    def _true(cls, value: Any) -> Any:
+        # Literal[True] alone would take 1 for true.
+        if value is not True:
+            raise ValueError(f"expected api: true, got {value!r}")
+        return value
 
 
 def _entry_kind(value: Any) -> str | None:
@@ -87,8 +107,19 @@ Entry = Annotated[
 class Reentry(Strict):
     """May a person enter again? Never two live runs per person, whatever the policy."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["policy"], "properties": {"policy": {"const": "after"}}},
+            "then": given("cooldown"),
+            "else": not_given("cooldown"),
+        }
+    )
+
     policy: Literal["once", "after", "always"] = "once"
+    """once: never again; after: again once ``cooldown`` has passed since the last entry;
+    always: whenever not already in the journey."""
     cooldown: Duration | None = None
+    """With policy after only: how long after an entry a person may enter again, e.g. 7d."""
 
     @model_validator(mode="after")
     def _cooldown_with_after(self) -> Reentry:
@@ -106,8 +137,11 @@ class Goal(Strict):
     sums it per person, step, variant and channel. Without it conversions carry no revenue."""
 
     event: AttributeName
+    """The conversion event, e.g. order_paid."""
     within: Duration
+    """How long after entry the event counts as a conversion, e.g. 7d."""
     value: AttributeName | None = None
+    """The event property holding the order's revenue, e.g. amount (optional)."""
 
     def reached(self, entered_at: datetime, occurred_at: datetime) -> bool:
         """Whether a goal event that occurred at ``occurred_at`` converts a run that entered at
@@ -120,19 +154,23 @@ class ExitOn(Strict):
     """An event that ends the run at once (e.g. ``unsubscribed``)."""
 
     event: AttributeName
+    """The event name, e.g. unsubscribed."""
 
 
 class Cap(Strict):
     """A per-journey limit on top of the global policy: at most ``max`` sends ``per`` window."""
 
-    max: int = Field(ge=1)
+    max: StrictInt = Field(ge=1)
+    """At most this many sends of this journey to one person ..."""
     per: Duration
+    """... in this rolling window, e.g. 7d."""
 
 
 class WaitUntil(Strict):
     """Wait until the next ``HH:MM`` in the person's timezone."""
 
-    until: str
+    until: str = Field(json_schema_extra={"pattern": TIME_OF_DAY, "examples": ["10:00"]})
+    """A time of day HH:MM (24 hours), e.g. "10:00"."""
 
     @field_validator("until")
     @classmethod
@@ -149,6 +187,7 @@ class WaitUntil(Strict):
 
 class StepBase(Strict):
     id: Slug
+    """The step's id, unique in the journey; other steps name it in next / goto / on_*."""
 
 
 def _wait_kind(value: Any) -> str | None:
@@ -175,28 +214,49 @@ WaitLength = Annotated[
 
 
 class WaitStep(StepBase):
+    """Wait a duration or until a time of day, then go on."""
+
     wait: WaitLength
+    """A duration such as 1h or 2d, or {until: "10:00"} (the next 10:00 in the person's
+    timezone)."""
     next: Slug | None = None
+    """The step after the wait; absent: the step below."""
 
 
 class WaitFor(Strict):
+    """Wait for an event, at most ``timeout``; two exits."""
+
     event: AttributeName
+    """The event waited for, e.g. order_paid."""
     timeout: Duration
+    """How long to wait at most, e.g. 2d."""
     on_event: Slug | None = None
+    """The step when the event comes; absent: the step below."""
     on_timeout: Slug | None = None
+    """The step when the timeout passes first; absent: the step below."""
 
 
 class WaitForStep(StepBase):
+    """Wait for an event with a timeout."""
+
     wait_for: WaitFor
+    """{event: NAME, timeout: DURATION, on_event: STEP, on_timeout: STEP}."""
 
 
 class When(Strict):
+    """A case of a branch: when the condition holds, go to ``goto``."""
+
     when: Condition
+    """A condition, e.g. {attribute: cart_value, gte: 200} or {tier: gold}."""
     goto: Slug
+    """The step to go to when the condition holds."""
 
 
 class Else(Strict):
+    """The last case of a branch: where everyone else goes."""
+
     else_: Slug = Field(alias="else")
+    """The step for people no case matched."""
 
 
 def _case_kind(value: Any) -> str | None:
@@ -229,6 +289,7 @@ class BranchStep(StepBase):
     """First matching ``when`` wins; ``else`` (last) otherwise; with no else, the step below."""
 
     branch: list[Case] = Field(min_length=1)
+    """Cases {when: CONDITION, goto: STEP}, in order, and optionally a last {else: STEP}."""
 
     @field_validator("branch")
     @classmethod
@@ -240,15 +301,21 @@ class BranchStep(StepBase):
 
 
 class Variant(Strict):
+    """One arm of a split, e.g. {variant: A, weight: 45, goto: copy_a}."""
+
     variant: Annotated[str, Field(min_length=1, max_length=32)]
-    weight: float = Field(ge=0, le=100)
+    """The arm's name in reports, e.g. A, B or holdout."""
+    weight: StrictFloat = Field(ge=0, le=100)
+    """Its share in percent; the weights of a split sum to 100."""
     goto: Slug
+    """The step people of this arm go to (a holdout goes to an exit)."""
 
 
 class SplitStep(StepBase):
     """Weighted, sticky: hash(journey, step, person) into 10,000 buckets. Weights sum to 100."""
 
     split: list[Variant] = Field(min_length=2)
+    """At least two arms {variant: NAME, weight: PERCENT, goto: STEP}."""
 
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -261,10 +328,10 @@ class WebhookTarget(Strict):
     worker that holds it (default: ``JOURNEY_WEBHOOK_SECRET``).
     """
 
-    url: str = Field(description="absolute http(s) URL the signed JSON is POSTed to")
-    secret_env: str | None = Field(
-        None, description="environment variable holding the HMAC secret, e.g. CRM_WEBHOOK_SECRET"
-    )
+    url: str = Field(json_schema_extra={"pattern": URL_SHAPE})
+    """The absolute http(s) URL the signed JSON is POSTed to."""
+    secret_env: str | None = Field(None, json_schema_extra={"pattern": _ENV_NAME.pattern})
+    """The environment variable holding the HMAC secret, e.g. CRM_WEBHOOK_SECRET."""
 
     @field_validator("url")
     @classmethod
@@ -286,14 +353,29 @@ class WebhookTarget(Strict):
 
 
 class Send(Strict):
-    channel: Slug
+    """Send a template on a channel, through the caps and quiet hours of the policy."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": given("webhook"),
+            "then": {"required": ["channel"], "properties": {"channel": {"const": "webhook"}}},
+        }
+    )
+
+    channel: Slug = Field(json_schema_extra={"examples": ["email", "sms", "wecom", "push"]})
+    """The connector, e.g. email, sms, wecom, push, webhook or console."""
     template: Slug
+    """The template's file name in templates/ without .yaml, e.g. cart_a."""
     category: Literal["marketing", "transactional"] = "marketing"
+    """marketing (capped, quiet hours) or transactional (exempt from caps, still counted)."""
     webhook: WebhookTarget | None = None
     """This step's webhook target (``channel: webhook`` only)."""
     next: Slug | None = None
+    """The step after the send; absent: the step below."""
     on_suppressed: Slug | None = None
+    """The step when caps or quiet hours stop the send; absent: the policy's on_capped."""
     on_failure: Slug | None = None
+    """The step when the channel refuses the message for good; absent: the run ends failed."""
 
     @field_validator("webhook")
     @classmethod
@@ -304,26 +386,57 @@ class Send(Strict):
 
 
 class SendStep(StepBase):
+    """Send a message."""
+
     send: Send
+    """{channel: CHANNEL, template: TEMPLATE, ...}."""
 
 
 class Update(Strict):
-    attributes: dict[AttributeName, Scalar | None] = Field(default_factory=dict)
+    """Change the person's profile: set attributes, add and remove tags."""
+
+    attributes: dict[AttributeName, Scalar | None] = Field(
+        default_factory=dict, json_schema_extra={"additionalProperties": False}
+    )
+    """Attributes to set, e.g. {winback_sent: true}; null removes one."""
     add_tags: list[str] = Field(default_factory=list)
+    """Tags to add, e.g. [winback]."""
     remove_tags: list[str] = Field(default_factory=list)
+    """Tags to remove."""
 
 
 class UpdateStep(StepBase):
+    """Update the person's profile."""
+
     update: Update
+    """{attributes: {...}, add_tags: [...], remove_tags: [...]}."""
     next: Slug | None = None
+    """The step after the update; absent: the step below."""
 
 
 class ExitBody(Strict):
+    """How the run ends."""
+
     reason: str | None = None
+    """Why, in reports, e.g. holdout."""
+
+
+def _exit_schema(schema: dict[str, Any]) -> None:
+    # `exit:` alone (null) is an exit too; the key is what makes the step an exit step.
+    schema["required"] = ["id", "exit"]
+    schema["properties"]["exit"] = {
+        "anyOf": [schema["properties"]["exit"], {"type": "null"}],
+        "description": schema["properties"]["exit"].pop("description"),
+    }
 
 
 class ExitStep(StepBase):
+    """End the run."""
+
+    model_config = ConfigDict(json_schema_extra=_exit_schema)
+
     exit: ExitBody = Field(default_factory=ExitBody)
+    """{} or {reason: TEXT}."""
 
     @field_validator("exit", mode="before")
     @classmethod
@@ -368,18 +481,27 @@ class Journey(Strict):
     """One journey file. Its content hash identifies a version: same content, same version."""
 
     id: Slug
+    """The journey's stable id, e.g. cart-recovery; each deploy with new content is a version."""
     name: str = Field(min_length=1, max_length=200)
+    """A readable name, shown in reports."""
     description: str = ""
-    priority: int = Field(50, ge=0, le=100, description="higher wins arbitration")
+    """What the journey is for."""
+    priority: StrictInt = Field(50, ge=0, le=100)
+    """0-100; when journeys compete for one person, the higher priority sends."""
     entry: Entry
+    """Who enters: {segment: ID, schedule: CRON}, {event: NAME} or {api: true}."""
     reentry: Reentry = Field(default_factory=Reentry)
+    """May a person enter again: {policy: once | after | always, cooldown: DURATION}."""
     goal: Goal | None = None
+    """The conversion, e.g. {event: order_paid, within: 7d}: it ends the run at once."""
     exit_on: list[ExitOn] = Field(default_factory=list)
+    """Events that end the run at once, e.g. [{event: unsubscribed}]."""
     caps: list[Cap] = Field(default_factory=list)
-    tags: list[Slug] = Field(
-        default_factory=list, description="message categories, for the policy's per-tag caps"
-    )
+    """This journey's own limits, e.g. [{max: 1, per: 7d}], on top of the policy's."""
+    tags: list[Slug] = Field(default_factory=list)
+    """Message categories, for the policy's per-tag caps, e.g. [promotion]."""
     steps: list[Step] = Field(min_length=1)
+    """The steps, in order; a step without next goes to the one below it."""
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:

@@ -20,6 +20,10 @@ class Segment(Strict):
     """One segment; ``id`` is what journeys name in ``entry.segment``."""
 
     id: Slug
+    """The segment's id, e.g. dormant_60_120; journeys name it in entry.segment."""
     name: str = Field(min_length=1, max_length=200)
+    """A readable name."""
     description: str = ""
+    """Who is in it, and why."""
     condition: Condition
+    """Who belongs: a condition, e.g. {lifecycle: dormant} or {all: [..., ...]}."""

@@ -37,19 +37,27 @@ class Purchase(Strict):
     """The event that is a purchase, and the property holding its value."""
 
     event: AttributeName = "order_paid"
+    """The event that is a purchase."""
     amount: AttributeName = "amount"
+    """The event property holding the purchase's value."""
 
 
 class Rfm(Strict):
     """Frequency and monetary count purchases in ``window`` before now (absent: all history)."""
 
     window: Duration | None = None
+    """e.g. 365d; absent: all history."""
 
 
 class Lifecycle(Strict):
+    """The thresholds of the lifecycle stages (prospect, new, active, dormant, churned)."""
+
     new_within: Duration = timedelta(days=30)
+    """new: the first purchase at most this long ago."""
     active_within: Duration = timedelta(days=60)
+    """active: the last purchase at most this long ago."""
     dormant_within: Duration = timedelta(days=120)
+    """dormant: the last purchase at most this long ago (longer: churned)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Lifecycle:
@@ -59,9 +67,15 @@ class Lifecycle(Strict):
 
 
 class Tier(Strict):
+    """One member tier: the people its condition matches (unless a tier above matched)."""
+
     id: Slug
+    """The tier's id, named in conditions as {tier: ID}, e.g. gold."""
     name: str = Field("", max_length=200)
+    """A readable name, e.g. 金卡 (gold)."""
     when: Condition
+    """Who is in the tier, e.g. {event: order_paid, within: 365d, sum: amount, gte: 300}; it may
+    not name tiers."""
 
     @field_validator("when")
     @classmethod
@@ -75,9 +89,13 @@ class Tiers(Strict):
     """The whole file; every section has defaults, so an empty file is valid (and has no tiers)."""
 
     purchase: Purchase = Field(default_factory=Purchase)
+    """What a purchase is: {event: order_paid, amount: amount}."""
     rfm: Rfm = Field(default_factory=Rfm)
+    """The window of frequency and monetary: {window: 365d}."""
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    """{new_within: 30d, active_within: 60d, dormant_within: 120d}."""
     tiers: list[Tier] = Field(default_factory=list)
+    """Highest first: a person's tier is the first whose when matches; ids are unique."""
 
     @field_validator("tiers")
     @classmethod

@@ -73,3 +73,26 @@ def test_schema_prints_json_for_each_kind() -> None:
     assert journey.exit_code == segment.exit_code == 0
     assert json.loads(journey.output)["title"] == "Journey"
     assert json.loads(segment.output)["title"] == "Segment"
+
+
+def test_validate_checks_message_templates(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "good.yaml").write_text("text: hi {{ profile.first_name }}\n", encoding="utf-8")
+    (templates / "bad.yaml").write_text("text: hi\nlocales: {en: 5}\n", encoding="utf-8")
+    (templates / "jinja.yaml").write_text("text: '{{ person.name }}'\n", encoding="utf-8")
+    folder = runner.invoke(_app(), ["validate", str(tmp_path)])
+    assert folder.exit_code == 1
+    assert folder.output.splitlines() == [
+        f"{templates / 'bad.yaml'}: locale 'en' must map content fields to text",
+        f"{templates / 'jinja.yaml'}:1: template 'jinja' field 'text': 'person' is undefined "
+        "(use one of: profile, journey, step)",
+    ]
+    one = runner.invoke(_app(), ["validate", str(templates / "good.yaml")])
+    assert (one.exit_code, one.output) == (0, "ok: 1 template\n")
+
+
+def test_validate_the_examples_folder_counts_every_kind() -> None:
+    result = runner.invoke(_app(), ["validate", str(EXAMPLES[0].parent)])
+    assert result.exit_code == 0, result.output
+    assert "14 templates" in result.output and "16 segments" in result.output
