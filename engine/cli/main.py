@@ -22,7 +22,14 @@ from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
-from engine.cli import authoring, connectors_cmd, data_cmd, lifecycle_cmd, simulate_cmd
+from engine.cli import (
+    authoring,
+    connectors_cmd,
+    data_cmd,
+    lifecycle_cmd,
+    runs_cmd,
+    simulate_cmd,
+)
 from engine.cli.stores import open_store
 from engine.dsl.errors import DslError
 from engine.settings import Settings, settings_problem
@@ -44,6 +51,7 @@ connectors_cmd.register(app)
 data_cmd.register(app)
 simulate_cmd.register(app)
 lifecycle_cmd.register(app)
+runs_cmd.register(app)
 
 
 _PROCESSES = frozenset({"worker", "api", "dev", "demo"})
