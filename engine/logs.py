@@ -27,6 +27,7 @@ import contextlib
 import logging
 import re
 import sys
+from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -109,10 +110,15 @@ class _Quiet(logging.Filter):
         return not (self._chatty and _within(record.name, _CHATTY))
 
 
-def configure_logging(settings: LogSettings, *, default_level: Level = "info") -> None:
-    """Configure structlog and the standard library's logging for this process (again: replace)."""
+def configure_logging(
+    settings: LogSettings, *, default_level: Level = "info", file: Path | None = None
+) -> None:
+    """Configure structlog and the standard library's logging for this process (again: replace).
+
+    ``file``: lines go there (appended, JSON unless ``JOURNEY_LOG_FORMAT`` says otherwise) and
+    only errors to stderr too, for a command whose terminal shows progress (``journey demo``)."""
     level = logging.getLevelNamesMapping()[(settings.log_level or default_level).upper()]
-    on_terminal = sys.stderr.isatty()
+    on_terminal = sys.stderr.isatty() and file is None
     kind = settings.log_format or ("console" if on_terminal else "json")
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -139,19 +145,24 @@ def configure_logging(settings: LogSettings, *, default_level: Level = "info") -
         # Not cached: a later configure (tests, a second command in one process) takes effect.
         cache_logger_on_first_use=False,
     )
-    handler = _Stderr()
-    handler.set_name(_HANDLER_NAME)
-    handler.addFilter(_Quiet(level))
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-        )
+    handlers: list[logging.Handler] = [_Stderr()]
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handlers[0].setLevel(logging.ERROR)
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
-    root.addHandler(handler)
+        old.close()
+    for handler in handlers:
+        handler.set_name(_HANDLER_NAME)
+        handler.addFilter(_Quiet(level))
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
     root.setLevel(level)
     _forward_temporal_core()
 

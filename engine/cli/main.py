@@ -54,6 +54,9 @@ lifecycle_cmd.register(app)
 runs_cmd.register(app)
 
 
+DEMO_LOG = "demo.log"
+"""Under ``settings.home``: the demo's log lines (its terminal shows progress)."""
+
 _PROCESSES = frozenset({"worker", "api", "dev", "demo"})
 """Commands that run until stopped: their logs are their output."""
 
@@ -73,7 +76,11 @@ def _configure(ctx: typer.Context) -> None:
         typer.echo(f"invalid settings: {settings_problem(exc)}", err=True)
         raise typer.Exit(1) from None
     serving = ctx.invoked_subcommand in _PROCESSES
-    configure_logging(settings, default_level="info" if serving else "warning")
+    # The demo's terminal shows progress and the funnels; its logs go to a file of its own.
+    file = settings.home / DEMO_LOG if ctx.invoked_subcommand == "demo" else None
+    if file is not None:
+        file.unlink(missing_ok=True)
+    configure_logging(settings, default_level="info" if serving else "warning", file=file)
 
 
 T = TypeVar("T")
@@ -114,6 +121,7 @@ def demo(
     redis_port: int = 6380,
 ) -> None:
     """Run the example journeys end to end on the embedded stack and print their funnels."""
+    from engine.cli.progress import live_progress
     from engine.demo.run import DemoOptions, run_demo
 
     settings = Settings()
@@ -125,7 +133,9 @@ def demo(
         time_scale=time_scale,
         ports=StackPorts(temporal_port, ui_port, redis_port),
     )
-    _run(run_demo(options, _say))
+    with live_progress() as (say, progress):
+        say(f"logs: {settings.home / DEMO_LOG}")
+        _run(run_demo(options, say, progress))
 
 
 @app.command()
