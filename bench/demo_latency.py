@@ -6,7 +6,12 @@ Prometheus telemetry, then scrapes ``temporal_workflow_task_execution_latency`` 
 bounds, summed over every label set), plus the number of ``[TMPRL1104] Workflow task duration
 exceeded`` warnings the core logged.
 
-    python -m bench.demo_latency [--profiles 2000] [--max-concurrent-activities 100]
+    python -m bench.demo_latency [--profiles 2000] [--in-process [--max-concurrent-activities N]]
+
+By default the demo's worker runs in a process of its own (as `journey demo` runs it); that
+process is given a runtime serving the metrics (a ``sitecustomize`` on its PYTHONPATH) and is
+scraped every second while it lives; its log is searched for TMPRL1104. ``--in-process`` runs the
+worker next to the demo's driver, as the demo did before.
 
 It picks free ports and a throw-away home, so it runs next to a `journey dev`.
 """
@@ -18,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import re
 import tempfile
 import time
@@ -97,7 +103,35 @@ async def scrape_until(url: str, done: asyncio.Event, into: list[str]) -> None:
                 await asyncio.wait_for(done.wait(), 1)
 
 
-async def measure(profiles: int, activities: int) -> None:
+_WORKER_TELEMETRY = """\
+import logging, os
+from temporalio.runtime import (
+    LogForwardingConfig, LoggingConfig, PrometheusConfig, Runtime, TelemetryConfig,
+)
+Runtime.set_default(Runtime(telemetry=TelemetryConfig(
+    logging=LoggingConfig(
+        filter=LoggingConfig.default.filter,
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    ),
+    metrics=PrometheusConfig(bind_address=os.environ["BENCH_WORKER_METRICS"]),
+)))
+"""
+"""A ``sitecustomize`` for the worker process: its runtime serves Prometheus metrics (the
+worker's logging setup keeps a runtime already set)."""
+
+
+def instrument_worker_process(directory: Path) -> str:
+    """Make processes started from now on serve the SDK's metrics; returns where."""
+    (directory / "sitecustomize.py").write_text(_WORKER_TELEMETRY, encoding="utf-8")
+    address = f"127.0.0.1:{free_port()}"
+    os.environ["BENCH_WORKER_METRICS"] = address
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p
+    )
+    return address
+
+
+async def measure(profiles: int, activities: int, in_process: bool) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     metrics_port = free_port()
     counter = _Counter()
@@ -122,15 +156,16 @@ async def measure(profiles: int, activities: int) -> None:
             journeys_dir=REPO / "journeys",
             profiles=profiles,
             max_concurrent_activities=activities,
+            worker_process=not in_process,
             ports=StackPorts(free_port(), free_port(), free_port()),
         )
         started = time.monotonic()
         done = asyncio.Event()
         scraped: list[str] = []
-        port = metrics_port
-        scraper = asyncio.create_task(
-            scrape_until(f"http://127.0.0.1:{port}/metrics", done, scraped)
-        )
+        address = f"127.0.0.1:{metrics_port}"
+        if not in_process:
+            address = instrument_worker_process(Path(home))
+        scraper = asyncio.create_task(scrape_until(f"http://{address}/metrics", done, scraped))
         try:
             await run_demo(options, lambda line: None)
         finally:
@@ -138,6 +173,8 @@ async def measure(profiles: int, activities: int) -> None:
             await scraper
         took = time.monotonic() - started
         text = scraped[0] if scraped else ""
+        if options.log_path.exists():
+            counter.slow += options.log_path.read_text(encoding="utf-8").count("TMPRL1104")
     print(f"demo of {profiles} profiles took {took:.0f}s")
     found = histograms(text)
     for metric in METRICS:
@@ -158,8 +195,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profiles", type=int, default=2000)
     parser.add_argument("--max-concurrent-activities", type=int, default=100)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="the worker in the demo's process, next to its driver (as before)",
+    )
     args = parser.parse_args()
-    asyncio.run(measure(args.profiles, args.max_concurrent_activities))
+    asyncio.run(measure(args.profiles, args.max_concurrent_activities, args.in_process))
 
 
 if __name__ == "__main__":

@@ -54,9 +54,6 @@ lifecycle_cmd.register(app)
 runs_cmd.register(app)
 
 
-DEMO_LOG = "demo.log"
-"""Under ``settings.home``: the demo's log lines (its terminal shows progress)."""
-
 _PROCESSES = frozenset({"worker", "api", "dev", "demo"})
 """Commands that run until stopped: their logs are their output."""
 
@@ -68,6 +65,7 @@ def _configure(ctx: typer.Context) -> None:
     # traceback from inside a command. Long-running processes log at info; a one-shot
     # command's output is what it prints (simulate's timeline, a deploy's one line), so its
     # info lines wait for JOURNEY_LOG_LEVEL=info.
+    from engine.demo.worker_process import DEMO_LOG
     from engine.logs import configure_logging
 
     try:
@@ -134,7 +132,7 @@ def demo(
         ports=StackPorts(temporal_port, ui_port, redis_port),
     )
     with live_progress() as (say, progress):
-        say(f"logs: {settings.home / DEMO_LOG}")
+        say(f"logs: {options.log_path}")
         _run(run_demo(options, say, progress))
 
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import redis.asyncio as aioredis
@@ -27,6 +27,7 @@ from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
 from engine.caps.redis_caps import RedisCapService
 from engine.demo.population import population
+from engine.demo.worker_process import DEMO_LOG, worker_process
 from engine.domain import Event, JourneyVersion
 from engine.dsl.loader import load_policy, load_segment
 from engine.dsl.models import EventEntry, SegmentEntry
@@ -58,7 +59,16 @@ class DemoOptions:
     ports: StackPorts = field(default_factory=StackPorts)
     purchase_rate: float = 0.25
     """Share of entered people who buy during the simulated week."""
+    worker_process: bool = True
+    """Run the journey worker as a process of its own (`journey worker`); False runs it in this
+    process, next to the demo's driver (as before; kept to measure the difference)."""
     max_concurrent_activities: int = 100
+    """Of the worker in this process (``worker_process=False``)."""
+
+    @property
+    def log_path(self) -> Path:
+        """Where the worker process logs (``journey demo`` logs there too)."""
+        return self.home / DEMO_LOG
 
 
 class Progress(Protocol):
@@ -118,15 +128,32 @@ async def run_demo(
             versions.append(version)
         say("deployed " + ", ".join(f"{v.journey_id} v{v.version}" for v in versions))
 
-        policy = load_policy(options.journeys_dir / "policy.yaml")
-        caps = RedisCapService(redis_client, policy)
-        activities = JourneyActivities(store, caps, registry)
-        worker = build_worker(
-            client,
-            task_queue,
-            activities.all(),
-            max_concurrent_activities=options.max_concurrent_activities,
-        )
+        worker: contextlib.AbstractAsyncContextManager[Any]
+        if options.worker_process:
+            worker = worker_process(
+                {
+                    "JOURNEY_HOME": str(options.home),
+                    "JOURNEY_TEMPORAL_ADDRESS": stack.temporal_address,
+                    "JOURNEY_TASK_QUEUE": task_queue,
+                    "JOURNEY_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+                    "JOURNEY_REDIS_URL": stack.redis_url,
+                    "JOURNEY_JOURNEYS_DIR": str(options.journeys_dir),
+                    "JOURNEY_POLICY_PATH": str(options.journeys_dir / "policy.yaml"),
+                    "JOURNEY_CONSOLE_PATH": str(messages),
+                    "JOURNEY_TIME_SCALE": str(options.time_scale),
+                },
+                options.log_path,
+            )
+        else:
+            policy = load_policy(options.journeys_dir / "policy.yaml")
+            caps = RedisCapService(redis_client, policy)
+            activities = JourneyActivities(store, caps, registry)
+            worker = build_worker(
+                client,
+                task_queue,
+                activities.all(),
+                max_concurrent_activities=options.max_concurrent_activities,
+            )
         enroller = Enroller(store, client, task_queue, time_scale=options.time_scale)
         router = EventRouter(store, client, enroller)
         async with worker:
