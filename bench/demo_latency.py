@@ -104,20 +104,23 @@ async def scrape_until(url: str, done: asyncio.Event, into: list[str]) -> None:
 
 
 _WORKER_TELEMETRY = """\
-import logging, os
+import logging, os, pathlib
 from temporalio.runtime import (
     LogForwardingConfig, LoggingConfig, PrometheusConfig, Runtime, TelemetryConfig,
 )
-Runtime.set_default(Runtime(telemetry=TelemetryConfig(
+command = pathlib.Path("/proc/self/cmdline").read_bytes().split(b"\\0")
+if b"workflows" in command or (b"worker" in command and b"--only" not in command):
+  Runtime.set_default(Runtime(telemetry=TelemetryConfig(
     logging=LoggingConfig(
         filter=LoggingConfig.default.filter,
         forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
     ),
     metrics=PrometheusConfig(bind_address=os.environ["BENCH_WORKER_METRICS"]),
-)))
+  )))
 """
-"""A ``sitecustomize`` for the worker process: its runtime serves Prometheus metrics (the
-worker's logging setup keeps a runtime already set)."""
+"""A ``sitecustomize`` for the process that runs the workflows (``journey worker --only
+workflows``, or a plain ``journey worker``): its runtime serves Prometheus metrics (the worker's
+logging setup keeps a runtime already set)."""
 
 
 def instrument_worker_process(directory: Path) -> str:

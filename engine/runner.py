@@ -7,6 +7,7 @@ import functools
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import httpx
 import redis.asyncio as aioredis
@@ -33,8 +34,16 @@ from engine.worker import build_worker
 log = structlog.get_logger(__name__)
 
 
+Role = Literal["all", "workflows", "activities"]
+"""What a worker process polls for. ``workflows``: workflow tasks and the local activities they
+run; ``activities``: activity tasks only. Two processes, one of each, on one task queue, keep
+workflow tasks from waiting behind activities for one event loop and one GIL."""
+
+
 @asynccontextmanager
-async def journey_worker(settings: Settings, client: Client, store: Store) -> AsyncIterator[Worker]:
+async def journey_worker(
+    settings: Settings, client: Client, store: Store, role: Role = "all"
+) -> AsyncIterator[Worker]:
     """A worker with every port wired; connector problems are reported before it polls."""
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
     pacing = redis_client(settings)
@@ -57,8 +66,11 @@ async def journey_worker(settings: Settings, client: Client, store: Store) -> As
     )
     enroller = Enroller(store, client, settings.task_queue, time_scale=settings.time_scale)
     segment_entry = SegmentEntryActivities(store, enroller)
+    polled = (
+        activities.local() if role == "workflows" else [*activities.all(), *segment_entry.all()]
+    )
     try:
-        yield build_worker(client, settings.task_queue, [*activities.all(), *segment_entry.all()])
+        yield build_worker(client, settings.task_queue, polled, workflows=role != "activities")
     finally:
         await registry.aclose()
         await http.aclose()
@@ -91,7 +103,7 @@ async def _channels_in_use(store: Store) -> set[str]:
     return channels
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, role: Role = "all") -> None:
     """Poll until SIGINT/SIGTERM, then finish in-flight tasks and exit."""
     store = Store.from_url(settings.resolved_database_url())
     stop = asyncio.Event()
@@ -100,8 +112,8 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         client = await connect(settings.temporal_address, settings.temporal_namespace)
-        async with journey_worker(settings, client, store) as worker, worker:
-            log.info("worker_started", task_queue=settings.task_queue)
+        async with journey_worker(settings, client, store, role) as worker, worker:
+            log.info("worker_started", task_queue=settings.task_queue, role=role)
             await stop.wait()
     finally:
         await store.aclose()

@@ -38,15 +38,17 @@ def build_worker(
     max_concurrent_activities: int = 100,
     workflow_task_pollers: int = 10,
     workflow_runner: WorkflowRunner = SANDBOX,
+    workflows: bool = True,
 ) -> Worker:
     """A worker for the journey and segment-entry workflows with ``activities``.
 
     ``workflow_runner``: the sandbox (the default) isolates each run's imports to catch
-    non-deterministic workflow code; a rehearsal, which replays nothing, may run without it."""
+    non-deterministic workflow code; a rehearsal, which replays nothing, may run without it.
+    ``workflows=False``: activities only (`journey worker --only activities`)."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[JourneyWorkflow, SegmentEntryWorkflow],
+        workflows=[JourneyWorkflow, SegmentEntryWorkflow] if workflows else [],
         activities=list(activities),
         workflow_runner=workflow_runner,
         max_concurrent_activities=max_concurrent_activities,

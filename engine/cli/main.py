@@ -150,11 +150,22 @@ def dev(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    only: Annotated[
+        str | None,
+        typer.Option(
+            help="workflows (with their local activities) or activities: run one of each, "
+            "in two processes, so workflow tasks never wait behind activities"
+        ),
+    ] = None,
+) -> None:
     """Run a journey worker against JOURNEY_TEMPORAL_ADDRESS until interrupted."""
     from engine.runner import run_worker
 
-    _run(run_worker(Settings()))
+    if only not in (None, "workflows", "activities"):
+        typer.echo(f"--only {only!r}: use workflows or activities", err=True)
+        raise typer.Exit(2)
+    _run(run_worker(Settings(), "all" if only is None else only))  # type: ignore[arg-type]
 
 
 @app.command()

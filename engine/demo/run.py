@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 import redis.asyncio as aioredis
@@ -128,10 +128,9 @@ async def run_demo(
             versions.append(version)
         say("deployed " + ", ".join(f"{v.journey_id} v{v.version}" for v in versions))
 
-        worker: contextlib.AbstractAsyncContextManager[Any]
-        if options.worker_process:
-            worker = worker_process(
-                {
+        async with contextlib.AsyncExitStack() as workers:
+            if options.worker_process:
+                settings = {
                     "JOURNEY_HOME": str(options.home),
                     "JOURNEY_TEMPORAL_ADDRESS": stack.temporal_address,
                     "JOURNEY_TASK_QUEUE": task_queue,
@@ -141,22 +140,25 @@ async def run_demo(
                     "JOURNEY_POLICY_PATH": str(options.journeys_dir / "policy.yaml"),
                     "JOURNEY_CONSOLE_PATH": str(messages),
                     "JOURNEY_TIME_SCALE": str(options.time_scale),
-                },
-                options.log_path,
-            )
-        else:
-            policy = load_policy(options.journeys_dir / "policy.yaml")
-            caps = RedisCapService(redis_client, policy)
-            activities = JourneyActivities(store, caps, registry)
-            worker = build_worker(
-                client,
-                task_queue,
-                activities.all(),
-                max_concurrent_activities=options.max_concurrent_activities,
-            )
-        enroller = Enroller(store, client, task_queue, time_scale=options.time_scale)
-        router = EventRouter(store, client, enroller)
-        async with worker:
+                }
+                for role in ("workflows", "activities"):
+                    await workers.enter_async_context(
+                        worker_process(settings, options.log_path, role=role)
+                    )
+            else:
+                policy = load_policy(options.journeys_dir / "policy.yaml")
+                caps = RedisCapService(redis_client, policy)
+                activities = JourneyActivities(store, caps, registry)
+                await workers.enter_async_context(
+                    build_worker(
+                        client,
+                        task_queue,
+                        activities.all(),
+                        max_concurrent_activities=options.max_concurrent_activities,
+                    )
+                )
+            enroller = Enroller(store, client, task_queue, time_scale=options.time_scale)
+            router = EventRouter(store, client, enroller)
             entered = await _enter(options, store, enroller, router, versions, now, say, shown)
             await _simulate_purchases(options, router, entered, say, shown)
             await _wait_for_runs(store, versions, within=90, say=say, progress=shown)

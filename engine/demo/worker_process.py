@@ -1,8 +1,9 @@
-"""The demo's journey worker as a process of its own (`journey worker`), like production.
+"""The demo's journey workers as processes of their own (`journey worker --only ...`).
 
 In one process with the demo's driver (entering people, sending the purchase events), workflow
-tasks wait behind the driver's work for the event loop and the GIL; the SDK then warns
-"[TMPRL1104] Workflow task duration exceeded 5 seconds".
+tasks wait behind the driver's work and the activities for the event loop and the GIL (a local
+activity that writes the ledger waited up to 10 s), and the SDK warns "[TMPRL1104] Workflow task
+duration exceeded 5 seconds".
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ READY = "worker_started"
 
 @contextlib.asynccontextmanager
 async def worker_process(
-    settings: Mapping[str, str], log_path: Path, *, within: float = 60
+    settings: Mapping[str, str], log_path: Path, *, role: str = "all", within: float = 60
 ) -> AsyncIterator[None]:
     """Run ``journey worker`` with ``settings`` (``JOURNEY_*`` variables) on top of this
     process's environment, logging to ``log_path``; wait until it polls; on the way out stop it
-    (SIGTERM: it finishes the tasks in hand) and wait. Raises StackError if it does not start."""
+    (SIGTERM: it finishes the tasks in hand) and wait. Raises StackError if it does not start.
+    ``role``: ``all``, or ``workflows`` / ``activities`` (``journey worker --only``)."""
     with log_path.open("ab") as log_file:
         start = log_file.seek(0, os.SEEK_END)
         child = await asyncio.create_subprocess_exec(
@@ -39,6 +41,7 @@ async def worker_process(
             "-m",
             "engine.cli.main",
             "worker",
+            *([] if role == "all" else ["--only", role]),
             env={**os.environ, "JOURNEY_LOG_FORMAT": "json", **settings},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_file,
@@ -46,7 +49,7 @@ async def worker_process(
         )
     try:
         deadline = time.monotonic() + within
-        while READY not in _since(log_path, start):
+        while not _ready(_since(log_path, start), role):
             if child.returncode is not None or time.monotonic() > deadline:
                 raise StackError(f"the demo's worker did not start: see {log_path}")
             await asyncio.sleep(0.1)
@@ -59,6 +62,10 @@ async def worker_process(
             except TimeoutError:
                 child.kill()
                 await child.wait()
+
+
+def _ready(lines: str, role: str) -> bool:
+    return any(READY in line and f'"role": "{role}"' in line for line in lines.splitlines())
 
 
 def _since(path: Path, offset: int) -> str:

@@ -4,6 +4,7 @@ worker that cannot start is one clear error naming its log, not a demo that hang
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -22,20 +23,33 @@ from tests.harness import person, sqlite_store
 pytestmark = pytest.mark.timeout(90)
 
 
-async def test_the_worker_process_runs_the_journeys(
-    dev_env: WorkflowEnvironment, redis_server: RedisServer, tmp_path: Path, repo_root: Path
+@pytest.mark.parametrize("roles", [("all",), ("workflows", "activities")])
+async def test_the_worker_processes_run_the_journeys(
+    dev_env: WorkflowEnvironment,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    roles: tuple[str, ...],
 ) -> None:
+    """One ``journey worker``, or one for workflows (with their local activities: the branch
+    read, the ledger write) and one for activities (the send), as the demo runs them."""
     store = await sqlite_store(tmp_path)
     journey_id = f"solo-{uuid.uuid4().hex[:6]}"
     journey = {
         "id": journey_id,
         "name": "worker process",
         "entry": {"api": True},
-        "steps": [{"id": "done", "exit": {"reason": "seen"}}],
+        "steps": [
+            {"id": "vip", "branch": [{"when": {"attribute": "vip", "eq": True}, "goto": "hi"}]},
+            {"id": "hi", "send": {"channel": "sms", "template": "hello"}},
+            {"id": "done", "exit": {"reason": "seen"}},
+        ],
     }
+    (tmp_path / "hello.yaml").write_text("text: hi\n", encoding="utf-8")
+    policy = tmp_path / "policy.yaml"  # no quiet hours: the send goes out now
+    policy.write_text("caps: {global: [{max: 100, per: 1d}]}\n", encoding="utf-8")
     now = await dev_env.get_current_time()
     version, _ = await deploy_journey(store, Journey.model_validate(journey), tmp_path, now)
-    await store.upsert_profiles([person("w1")])
+    await store.upsert_profiles([person("w1", vip=True, phone="+8613800138000")])
     queue = f"demo-{uuid.uuid4().hex[:6]}"
     settings = {
         "JOURNEY_HOME": str(tmp_path),
@@ -43,9 +57,15 @@ async def test_the_worker_process_runs_the_journeys(
         "JOURNEY_TASK_QUEUE": queue,
         "JOURNEY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'journey.db'}",
         "JOURNEY_REDIS_URL": redis_server.url,
-        "JOURNEY_POLICY_PATH": str(repo_root / "journeys" / "policy.yaml"),
+        "JOURNEY_POLICY_PATH": str(policy),
+        "JOURNEY_CONSOLE_PATH": str(tmp_path / "sent.jsonl"),
+        "JOURNEY_CHANNELS": '{"sms": "console"}',
     }
-    async with worker_process(settings, tmp_path / "demo.log"):
+    async with contextlib.AsyncExitStack() as workers:
+        for role in roles:
+            await workers.enter_async_context(
+                worker_process(settings, tmp_path / "demo.log", role=role)
+            )
         await Enroller(store, dev_env.client, queue).enroll(version, ["w1"], now)
         for _ in range(200):
             [run] = await store.person_enrollments("w1", journey_id)
@@ -53,6 +73,8 @@ async def test_the_worker_process_runs_the_journeys(
                 break
             await asyncio.sleep(0.1)
     assert (run.status, run.exit_reason) == ("completed", "seen")
+    assert run.path == ("vip", "hi", "done")
+    assert len((tmp_path / "sent.jsonl").read_text(encoding="utf-8").splitlines()) == 1
     assert "worker_started" in (tmp_path / "demo.log").read_text(encoding="utf-8")
     await store.aclose()
 
