@@ -70,7 +70,13 @@ async def journey_worker(
         activities.local() if role == "workflows" else [*activities.all(), *segment_entry.all()]
     )
     try:
-        yield build_worker(client, settings.task_queue, polled, workflows=role != "activities")
+        yield build_worker(
+            client,
+            settings.task_queue,
+            polled,
+            workflows=role != "activities",
+            remote_activities=role != "workflows",
+        )
     finally:
         await registry.aclose()
         await http.aclose()

@@ -74,6 +74,14 @@ async def test_the_worker_processes_run_the_journeys(
             await asyncio.sleep(0.1)
     assert (run.status, run.exit_reason) == ("completed", "seen")
     assert run.path == ("vip", "hi", "done")
+    # The send ran once: no attempt went to a worker that cannot run it.
+    history = await dev_env.client.get_workflow_handle(f"journey:{journey_id}:w1").fetch_history()
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert attempts == [1]
     assert len((tmp_path / "sent.jsonl").read_text(encoding="utf-8").splitlines()) == 1
     assert "worker_started" in (tmp_path / "demo.log").read_text(encoding="utf-8")
     await store.aclose()
