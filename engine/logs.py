@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 
@@ -79,6 +80,9 @@ class _Stderr(logging.StreamHandler[TextIO]):
     def stream(self, _value: TextIO) -> None:
         pass
 
+
+_TRACEBACKS = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+"""Exceptions as dicts in JSON lines: type, message, frames (file, line, function)."""
 
 _HANDLER_NAME = "journey"
 _CHATTY = ("alembic", "httpx", "uvicorn.access")
@@ -130,7 +134,10 @@ def configure_logging(
     ]
     renderer: Processor
     if kind == "json":
-        shared.append(structlog.processors.dict_tracebacks)
+        # Without frame locals: they are unmasked values (addresses, profile attributes), and
+        # rendering them inside the workflow sandbox failed (a restricted `os` call), turning
+        # the SDK's "Failed activation" warning into a logging error.
+        shared.append(_TRACEBACKS)
         renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=on_terminal)

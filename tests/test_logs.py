@@ -123,3 +123,22 @@ def test_with_a_log_file_the_terminal_shows_only_errors(
     err = capsys.readouterr().err
     assert "worker_failed" in err
     assert "delivery_recorded" not in err and "slow task" not in err
+
+
+@pytest.mark.timeout(10)
+def test_a_logged_exception_carries_no_frame_locals(capsys: pytest.CaptureFixture[str]) -> None:
+    """A traceback's locals are unmasked personal data (and rendering them failed inside the
+    workflow sandbox, turning a workflow task failure's warning into a logging error)."""
+    configure_logging(LogSettings(log_format="json"))
+
+    def send(address: str) -> None:
+        raise RuntimeError("provider refused")
+
+    try:
+        send("li@example.com")
+    except RuntimeError:
+        structlog.get_logger("engine.test").exception("send_failed")
+
+    [line] = lines(capsys.readouterr().err)
+    assert line["exception"][0]["exc_value"] == "provider refused"
+    assert "li@example.com" not in json.dumps(line)
