@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
+from engine.cli.main import app
 from engine.demo.worker_process import worker_process
 from engine.dsl.models import Journey
 from engine.servers import free_port
@@ -98,3 +100,11 @@ async def test_a_worker_that_cannot_start_is_an_error_naming_its_log(tmp_path: P
         async with worker_process(settings, log):
             pass
     assert "cannot reach Temporal" in log.read_text(encoding="utf-8")
+
+
+def test_an_unknown_worker_role_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["worker", "--only", "sends"], env={"JOURNEY_HOME": str(tmp_path)}
+    )
+    assert result.exit_code == 2
+    assert "--only 'sends': use workflows or activities" in result.output
