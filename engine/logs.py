@@ -26,9 +26,11 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from connectors.base import fingerprint
@@ -78,6 +80,9 @@ class _Stderr(logging.StreamHandler[TextIO]):
         pass
 
 
+_TRACEBACKS = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+"""Exceptions as dicts in JSON lines: type, message, frames (file, line, function)."""
+
 _HANDLER_NAME = "journey"
 _CHATTY = ("alembic", "httpx", "uvicorn.access")
 _OWN_HANDLERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
@@ -110,10 +115,15 @@ class _Quiet(logging.Filter):
         return not (self._chatty and _within(record.name, _CHATTY))
 
 
-def configure_logging(settings: LogSettings, *, default_level: Level = "info") -> None:
-    """Configure structlog and the standard library's logging for this process (again: replace)."""
+def configure_logging(
+    settings: LogSettings, *, default_level: Level = "info", file: Path | None = None
+) -> None:
+    """Configure structlog and the standard library's logging for this process (again: replace).
+
+    ``file``: lines go there (appended, JSON unless ``JOURNEY_LOG_FORMAT`` says otherwise) and
+    only errors to stderr too, for a command whose terminal shows progress (``journey demo``)."""
     level = logging.getLevelNamesMapping()[(settings.log_level or default_level).upper()]
-    on_terminal = sys.stderr.isatty()
+    on_terminal = sys.stderr.isatty() and file is None
     kind = settings.log_format or ("console" if on_terminal else "json")
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -125,7 +135,10 @@ def configure_logging(settings: LogSettings, *, default_level: Level = "info") -
     ]
     renderer: Processor
     if kind == "json":
-        shared.append(structlog.processors.dict_tracebacks)
+        # Without frame locals: they are unmasked values (addresses, profile attributes), and
+        # rendering them inside the workflow sandbox failed (a restricted `os` call), turning
+        # the SDK's "Failed activation" warning into a logging error.
+        shared.append(_TRACEBACKS)
         renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=on_terminal)
@@ -140,19 +153,24 @@ def configure_logging(settings: LogSettings, *, default_level: Level = "info") -
         # Not cached: a later configure (tests, a second command in one process) takes effect.
         cache_logger_on_first_use=False,
     )
-    handler = _Stderr()
-    handler.set_name(_HANDLER_NAME)
-    handler.addFilter(_Quiet(level))
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-        )
+    handlers: list[logging.Handler] = [_Stderr()]
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handlers[0].setLevel(logging.ERROR)
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
-    root.addHandler(handler)
+        old.close()
+    for handler in handlers:
+        handler.set_name(_HANDLER_NAME)
+        handler.addFilter(_Quiet(level))
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
     root.setLevel(level)
     # A uvicorn started in this process with its own log config (a test's stub server) gives
     # its loggers handlers of their own and stops them propagating: their lines would bypass

@@ -7,6 +7,7 @@ import functools
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
+from typing import Literal
 
 import httpx
 import redis.asyncio as aioredis
@@ -36,12 +37,22 @@ from engine.worker import build_worker
 log = structlog.get_logger(__name__)
 
 
+Role = Literal["all", "workflows", "activities"]
+"""What a worker process polls for. ``workflows``: workflow tasks and the local activities they
+run; ``activities``: activity tasks only. Two processes, one of each, on one task queue, keep
+workflow tasks from waiting behind activities for one event loop and one GIL."""
+
+
 @asynccontextmanager
 async def journey_worker(
-    settings: Settings, client: Client, store: Store, metrics: EngineMetrics | None = None
+    settings: Settings,
+    client: Client,
+    store: Store,
+    metrics: EngineMetrics | None = None,
+    role: Role = "all",
 ) -> AsyncIterator[Worker]:
     """A worker with every port wired; connector problems are reported before it polls.
-    ``metrics`` counts its sends and segment entries."""
+    ``metrics`` counts its sends and segment entries; ``role`` what it polls for."""
     metrics = metrics if metrics is not None else EngineMetrics()
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
     pacing = redis_client(settings)
@@ -67,8 +78,17 @@ async def journey_worker(
         store, client, settings.task_queue, time_scale=settings.time_scale, metrics=metrics
     )
     segment_entry = SegmentEntryActivities(store, enroller)
+    polled = (
+        activities.local() if role == "workflows" else [*activities.all(), *segment_entry.all()]
+    )
     try:
-        yield build_worker(client, settings.task_queue, [*activities.all(), *segment_entry.all()])
+        yield build_worker(
+            client,
+            settings.task_queue,
+            polled,
+            workflows=role != "activities",
+            remote_activities=role != "workflows",
+        )
     finally:
         await registry.aclose()
         await http.aclose()
@@ -116,7 +136,7 @@ def use_temporal_metrics(settings: Settings) -> None:
         raise StackError(f"JOURNEY_TEMPORAL_METRICS_PORT: {exc}") from None
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, role: Role = "all") -> None:
     """Poll until SIGINT/SIGTERM, then finish in-flight tasks and exit.
 
     With ``JOURNEY_METRICS_PORT`` the engine's metrics are served at ``/metrics`` there, with
@@ -140,8 +160,8 @@ async def run_worker(settings: Settings) -> None:
                     raise StackError(f"JOURNEY_METRICS_PORT: {exc}") from None
                 log.info("metrics_listening", host=host, port=port)
             client = await connect(settings.temporal_address, settings.temporal_namespace)
-            async with journey_worker(settings, client, store, metrics) as worker, worker:
-                log.info("worker_started", task_queue=settings.task_queue)
+            async with journey_worker(settings, client, store, metrics, role) as worker, worker:
+                log.info("worker_started", task_queue=settings.task_queue, role=role)
                 await stop.wait()
     finally:
         await store.aclose()

@@ -38,17 +38,23 @@ def build_worker(
     max_concurrent_activities: int = 100,
     workflow_task_pollers: int = 10,
     workflow_runner: WorkflowRunner = SANDBOX,
+    workflows: bool = True,
+    remote_activities: bool = True,
 ) -> Worker:
     """A worker for the journey and segment-entry workflows with ``activities``.
 
     ``workflow_runner``: the sandbox (the default) isolates each run's imports to catch
-    non-deterministic workflow code; a rehearsal, which replays nothing, may run without it."""
+    non-deterministic workflow code; a rehearsal, which replays nothing, may run without it.
+    ``workflows=False``: activities only (`journey worker --only activities`);
+    ``remote_activities=False``: workflow tasks and their local activities only, no activity
+    tasks (`journey worker --only workflows`: it would take sends it cannot run)."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[JourneyWorkflow, SegmentEntryWorkflow],
+        workflows=[JourneyWorkflow, SegmentEntryWorkflow] if workflows else [],
         activities=list(activities),
         workflow_runner=workflow_runner,
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_task_polls=workflow_task_pollers,
+        no_remote_activities=not remote_activities,
     )

@@ -100,3 +100,45 @@ def test_json_is_the_default_off_a_terminal_and_settings_read_any_case(
 
     [line] = lines(capsys.readouterr().err)
     assert line["event"] == "worker_stopped"
+
+
+@pytest.mark.timeout(10)
+def test_with_a_log_file_the_terminal_shows_only_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    """`journey demo` shows progress on the terminal; its log lines go to a file."""
+    log_file = tmp_path / "home" / "demo.log"
+    configure_logging(LogSettings(), file=log_file)
+
+    log = structlog.get_logger("engine.test")
+    log.info("delivery_recorded", status="sent")
+    logging.getLogger("temporalio.core").warning("slow task")
+    log.error("worker_failed", reason="boom")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+    written = lines(log_file.read_text(encoding="utf-8"))
+    events = [line["event"] for line in written]
+    assert events == ["delivery_recorded", "slow task", "worker_failed"]
+    err = capsys.readouterr().err
+    assert "worker_failed" in err
+    assert "delivery_recorded" not in err and "slow task" not in err
+
+
+@pytest.mark.timeout(10)
+def test_a_logged_exception_carries_no_frame_locals(capsys: pytest.CaptureFixture[str]) -> None:
+    """A traceback's locals are unmasked personal data (and rendering them failed inside the
+    workflow sandbox, turning a workflow task failure's warning into a logging error)."""
+    configure_logging(LogSettings(log_format="json"))
+
+    def send(address: str) -> None:
+        raise RuntimeError("provider refused")
+
+    try:
+        send("li@example.com")
+    except RuntimeError:
+        structlog.get_logger("engine.test").exception("send_failed")
+
+    [line] = lines(capsys.readouterr().err)
+    assert line["exception"][0]["exc_value"] == "provider refused"
+    assert "li@example.com" not in json.dumps(line)

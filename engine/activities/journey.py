@@ -191,6 +191,10 @@ class JourneyActivities:
             self.finish_run,
         ]
 
+    def local(self) -> list[Callable[..., Any]]:
+        """The ones the journey workflow runs as local activities: on its own worker, always."""
+        return [self.evaluate_branch, self.update_profile, self.finish_run]
+
     async def _version(self, journey_id: str, version: int) -> JourneyVersion:
         # Versions are immutable, so caching them forever is safe.
         key = (journey_id, version)

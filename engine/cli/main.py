@@ -28,6 +28,7 @@ from engine.cli import (
     connectors_cmd,
     data_cmd,
     lifecycle_cmd,
+    runs_cmd,
     simulate_cmd,
 )
 from engine.cli.stores import open_store
@@ -52,6 +53,7 @@ data_cmd.register(app)
 simulate_cmd.register(app)
 lifecycle_cmd.register(app)
 analytics_cmd.register(app)
+runs_cmd.register(app)
 
 
 _PROCESSES = frozenset({"worker", "api", "dev", "demo"})
@@ -65,6 +67,7 @@ def _configure(ctx: typer.Context) -> None:
     # traceback from inside a command. Long-running processes log at info; a one-shot
     # command's output is what it prints (simulate's timeline, a deploy's one line), so its
     # info lines wait for JOURNEY_LOG_LEVEL=info.
+    from engine.demo.worker_process import DEMO_LOG
     from engine.logs import configure_logging
 
     try:
@@ -73,7 +76,11 @@ def _configure(ctx: typer.Context) -> None:
         typer.echo(f"invalid settings: {settings_problem(exc)}", err=True)
         raise typer.Exit(1) from None
     serving = ctx.invoked_subcommand in _PROCESSES
-    configure_logging(settings, default_level="info" if serving else "warning")
+    # The demo's terminal shows progress and the funnels; its logs go to a file of its own.
+    file = settings.home / DEMO_LOG if ctx.invoked_subcommand == "demo" else None
+    if file is not None:
+        file.unlink(missing_ok=True)
+    configure_logging(settings, default_level="info" if serving else "warning", file=file)
 
 
 T = TypeVar("T")
@@ -114,6 +121,7 @@ def demo(
     redis_port: int = 6380,
 ) -> None:
     """Run the example journeys end to end on the embedded stack and print their funnels."""
+    from engine.cli.progress import live_progress
     from engine.demo.run import DemoOptions, run_demo
 
     settings = Settings()
@@ -125,7 +133,9 @@ def demo(
         time_scale=time_scale,
         ports=StackPorts(temporal_port, ui_port, redis_port),
     )
-    _run(run_demo(options, _say))
+    with live_progress() as (say, progress):
+        say(f"logs: {options.log_path}")
+        _run(run_demo(options, say, progress))
 
 
 @app.command()
@@ -142,11 +152,22 @@ def dev(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    only: Annotated[
+        str | None,
+        typer.Option(
+            help="workflows (with their local activities) or activities: run one of each, "
+            "in two processes, so workflow tasks never wait behind activities"
+        ),
+    ] = None,
+) -> None:
     """Run a journey worker against JOURNEY_TEMPORAL_ADDRESS until interrupted."""
     from engine.runner import run_worker
 
-    _run(run_worker(Settings()))
+    if only not in (None, "workflows", "activities"):
+        typer.echo(f"--only {only!r}: use workflows or activities", err=True)
+        raise typer.Exit(2)
+    _run(run_worker(Settings(), "all" if only is None else only))  # type: ignore[arg-type]
 
 
 @app.command()

@@ -8,13 +8,16 @@ journey finishes in seconds on the real Temporal dev server, whose runs stay bro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import redis.asyncio as aioredis
@@ -27,6 +30,7 @@ from engine.analytics.html import render_html
 from engine.analytics.text import format_journey
 from engine.caps.redis_caps import RedisCapService
 from engine.demo.population import population
+from engine.demo.worker_process import DEMO_LOG, worker_process
 from engine.domain import Event, JourneyVersion
 from engine.dsl.loader import load_policy, load_segment, load_tiers
 from engine.dsl.models import EventEntry, SegmentEntry
@@ -44,6 +48,8 @@ from engine.worker import build_worker
 log = structlog.get_logger(__name__)
 
 DAY = 86400.0
+ENTRY_BATCH = 200
+"""People entered per call, so the progress bar moves."""
 DEMO_JOURNEYS = ("cart_recovery.yaml", "welcome.yaml", "winback.yaml")
 """Scenarios 1-3; the other examples in journeys/ are validated and deployed by the tests."""
 
@@ -58,9 +64,43 @@ class DemoOptions:
     ports: StackPorts = field(default_factory=StackPorts)
     purchase_rate: float = 0.25
     """Share of entered people who buy during the simulated week."""
+    worker_process: bool = True
+    """Run the journey worker as a process of its own (`journey worker`); False runs it in this
+    process, next to the demo's driver (as before; kept to measure the difference)."""
+    max_concurrent_activities: int = 100
+    """Of the worker in this process (``worker_process=False``)."""
+
+    @property
+    def log_path(self) -> Path:
+        """Where the worker process logs (``journey demo`` logs there too)."""
+        return self.home / DEMO_LOG
 
 
-async def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
+class Progress(Protocol):
+    """How the demo shows a phase: ``phase(description, total)`` yields ``advance(n)``."""
+
+    def phase(
+        self, description: str, total: int
+    ) -> contextlib.AbstractContextManager[Callable[[int], None]]: ...
+
+    def finish(self) -> None:
+        """Every phase is over: the summary follows."""
+
+
+class NoProgress:
+    @contextmanager
+    def phase(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        yield lambda n: None
+
+    def finish(self) -> None:
+        pass
+
+
+async def run_demo(
+    options: DemoOptions, say: Callable[[str], None], progress: Progress | None = None
+) -> None:
+    """The demo; ``say`` prints a line, ``progress`` shows each phase (default: nothing)."""
+    shown = progress or NoProgress()
     started = time.monotonic()
     options.home.mkdir(parents=True, exist_ok=True)
     database = options.home / "demo.db"
@@ -93,17 +133,42 @@ async def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
             versions.append(version)
         say("deployed " + ", ".join(f"{v.journey_id} v{v.version}" for v in versions))
 
-        policy = load_policy(options.journeys_dir / "policy.yaml")
-        caps = RedisCapService(redis_client, policy)
-        activities = JourneyActivities(store, caps, registry)
-        worker = build_worker(client, task_queue, activities.all())
-        enroller = Enroller(store, client, task_queue, time_scale=options.time_scale)
-        router = EventRouter(store, client, enroller)
-        async with worker:
-            entered = await _enter(options, store, enroller, router, versions, now, say)
-            await _simulate_purchases(options, router, entered, say)
-            await _wait_for_runs(store, versions, within=90, say=say)
+        async with contextlib.AsyncExitStack() as workers:
+            if options.worker_process:
+                settings = {
+                    "JOURNEY_HOME": str(options.home),
+                    "JOURNEY_TEMPORAL_ADDRESS": stack.temporal_address,
+                    "JOURNEY_TASK_QUEUE": task_queue,
+                    "JOURNEY_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+                    "JOURNEY_REDIS_URL": stack.redis_url,
+                    "JOURNEY_JOURNEYS_DIR": str(options.journeys_dir),
+                    "JOURNEY_POLICY_PATH": str(options.journeys_dir / "policy.yaml"),
+                    "JOURNEY_CONSOLE_PATH": str(messages),
+                    "JOURNEY_TIME_SCALE": str(options.time_scale),
+                }
+                for role in ("workflows", "activities"):
+                    await workers.enter_async_context(
+                        worker_process(settings, options.log_path, role=role)
+                    )
+            else:
+                policy = load_policy(options.journeys_dir / "policy.yaml")
+                caps = RedisCapService(redis_client, policy)
+                activities = JourneyActivities(store, caps, registry)
+                await workers.enter_async_context(
+                    build_worker(
+                        client,
+                        task_queue,
+                        activities.all(),
+                        max_concurrent_activities=options.max_concurrent_activities,
+                    )
+                )
+            enroller = Enroller(store, client, task_queue, time_scale=options.time_scale)
+            router = EventRouter(store, client, enroller)
+            entered = await _enter(options, store, enroller, router, versions, now, say, shown)
+            await _simulate_purchases(options, router, entered, say, shown)
+            await _wait_for_runs(store, versions, within=90, say=say, progress=shown)
 
+        shown.finish()
         say("")
         report = await journeys_report(
             store,
@@ -157,6 +222,7 @@ async def _enter(
     versions: list[JourneyVersion],
     now: datetime,
     say: Callable[[str], None],
+    progress: Progress,
 ) -> dict[str, list[str]]:
     """Enter segment journeys from their segment, event journeys from registration events."""
     entered: dict[str, list[str]] = {}
@@ -167,12 +233,14 @@ async def _enter(
                 options.journeys_dir / "segments" / f"{journey.entry.segment}.yaml"
             )
             members = await segment_members(store, segment)
-            report = await enroller.enroll(version, members, now)
+            started = 0
+            with progress.phase(f"entering {journey.id}", len(members)) as advance:
+                for at in range(0, len(members), ENTRY_BATCH):
+                    batch = members[at : at + ENTRY_BATCH]
+                    started += (await enroller.enroll(version, batch, now))["started"]
+                    advance(len(batch))
             entered[journey.id] = members
-            say(
-                f"{journey.id}: segment {segment.id} has {len(members)} people; "
-                f"{report['started']} entered"
-            )
+            say(f"{journey.id}: segment {segment.id} has {len(members)} people; {started} entered")
         elif isinstance(journey.entry, EventEntry):
             newcomers = [
                 p.id
@@ -181,12 +249,15 @@ async def _enter(
                 if p.attributes.get("registered_days_ago") == 0
             ]
             await router.refresh()
-            await asyncio.gather(
-                *(
-                    router.ingest(Event(f"reg-{pid}", pid, journey.entry.event, now), now)
-                    for pid in newcomers
+            with progress.phase(f"entering {journey.id}", len(newcomers)) as advance:
+
+                async def register(pid: str, event: str, advance: Callable[[int], None]) -> None:
+                    await router.ingest(Event(f"reg-{pid}", pid, event, now), now)
+                    advance(1)
+
+                await asyncio.gather(
+                    *(register(pid, journey.entry.event, advance) for pid in newcomers)
                 )
-            )
             entered[journey.id] = newcomers
             say(f"{journey.id}: {len(newcomers)} {journey.entry.event} events")
     return entered
@@ -197,6 +268,7 @@ async def _simulate_purchases(
     router: EventRouter,
     entered: dict[str, list[str]],
     say: Callable[[str], None],
+    progress: Progress,
 ) -> None:
     """Some people buy at random moments of the simulated week; each order ends their runs."""
     rng = random.Random(options.seed)
@@ -207,18 +279,21 @@ async def _simulate_purchases(
     say(f"simulating {len(buyers)} purchases over one simulated week ({week:.0f}s) ...")
 
     origin, started = datetime.now(UTC), time.monotonic()
+    with progress.phase("simulating purchases", len(buyers)) as advance:
 
-    async def buy(pid: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        # Stamped on the journeys' scaled timeline (their sends are), so the report's last
-        # touch (the last message sent before the order) compares like with like.
-        at = origin + timedelta(seconds=(time.monotonic() - started) * options.time_scale)
-        amount = rng.choice((59, 99, 199))
-        await router.ingest(
-            Event(f"order-{pid}", pid, "order_paid", at, {"amount": amount}), datetime.now(UTC)
-        )
+        async def buy(pid: str, delay: float) -> None:
+            await asyncio.sleep(delay)
+            # Stamped on the journeys' scaled timeline (their sends are), so the report's last
+            # touch (the last message sent before the order) compares like with like.
+            at = origin + timedelta(seconds=(time.monotonic() - started) * options.time_scale)
+            amount = rng.choice((59, 99, 199))
+            await router.ingest(
+                Event(f"order-{pid}", pid, "order_paid", at, {"amount": amount}),
+                datetime.now(UTC),
+            )
+            advance(1)
 
-    await asyncio.gather(*(buy(pid, rng.uniform(0, week)) for pid in buyers))
+        await asyncio.gather(*(buy(pid, rng.uniform(0, week)) for pid in buyers))
 
 
 async def _wait_for_runs(
@@ -226,15 +301,25 @@ async def _wait_for_runs(
     versions: list[JourneyVersion],
     within: float,
     say: Callable[[str], None],
+    progress: Progress,
 ) -> None:
     deadline = time.monotonic() + within
-    while True:
-        active = 0
-        for version in versions:
-            active += sum(e.status == "active" for e in await store.enrollments(version.journey_id))
-        if active == 0:
-            return
-        if time.monotonic() > deadline:
-            say(f"{active} runs still active after {within:.0f}s; the report shows them as active")
-            return
-        await asyncio.sleep(0.5)
+    runs = [e for v in versions for e in await store.enrollments(v.journey_id)]
+    with progress.phase("runs finishing", len(runs)) as advance:
+        ended = 0
+        while True:
+            active = 0
+            for version in versions:
+                enrollments = await store.enrollments(version.journey_id)
+                active += sum(e.status == "active" for e in enrollments)
+            advance(len(runs) - active - ended)
+            ended = len(runs) - active
+            if active == 0:
+                return
+            if time.monotonic() > deadline:
+                say(
+                    f"{active} runs still active after {within:.0f}s; "
+                    "the report shows them as active"
+                )
+                return
+            await asyncio.sleep(0.5)
