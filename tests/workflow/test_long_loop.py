@@ -11,11 +11,8 @@ import uuid
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -25,6 +22,7 @@ from engine.worker import SANDBOX
 from engine.workflow.journey import CONTINUE_AS_NEW_AT, JourneyWorkflow
 from engine.workflow.messages import RunState
 from tests.harness import Harness, person
+from tests.workflow.record_histories import chain, weekly_reminder
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -32,37 +30,6 @@ ROUNDS = 300
 STEP_EVENTS = 40
 """History events one step may add after the threshold check (a wait, or a send and its
 retries), and the run's ending."""
-
-
-def weekly_reminder(journey_id: str) -> dict[str, Any]:
-    """A reminder until the person buys (a day apart, so 300 rounds are 300 days)."""
-    return {
-        "id": journey_id,
-        "name": "remind until paid",
-        "entry": {"api": True},
-        "goal": {"event": "order_paid", "within": "30d"},
-        "steps": [
-            {"id": "rest", "wait": "1d"},
-            {"id": "remind", "send": {"channel": "sms", "template": "hello", "next": "rest"}},
-        ],
-    }
-
-
-async def chain(h: Harness, workflow_id: str) -> list[WorkflowHistory]:
-    """The histories of every run of ``workflow_id``, first to last (each continued-as-new
-    run names the next)."""
-    latest = await h.client.get_workflow_handle(workflow_id).fetch_history()
-    started = latest.events[0].workflow_execution_started_event_attributes
-    run_id: str | None = started.first_execution_run_id
-    histories = []
-    while run_id:
-        history = await h.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        histories.append(history)
-        last = history.events[-1]
-        continued = last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
-        attributes = last.workflow_execution_continued_as_new_event_attributes
-        run_id = attributes.new_execution_run_id if continued else None
-    return histories
 
 
 async def test_a_300_round_loop_continues_as_new_and_goes_on_as_one_run(
