@@ -20,7 +20,7 @@ from engine.domain import Event
 from engine.temporal import DATA_CONVERTER
 from engine.worker import SANDBOX
 from engine.workflow.journey import CONTINUE_AS_NEW_AT, JourneyWorkflow
-from engine.workflow.messages import RunState
+from engine.workflow.messages import ControlSignal, EventSignal, RunState
 from tests.harness import Harness, person
 from tests.workflow.record_histories import chain, weekly_reminder
 
@@ -78,3 +78,56 @@ async def test_a_300_round_loop_continues_as_new_and_goes_on_as_one_run(
 
 def result_workflow_id(h: Harness, journey_id: str) -> str:
     return h.handle(journey_id, "looper").id
+
+
+async def test_an_event_redelivered_after_the_hand_over_changes_nothing(
+    harness: Harness, time_skipping_env: WorkflowEnvironment
+) -> None:
+    """Delivery is at least once: the event id a run saw before continuing as new is still
+    known to the run after, so a redelivery sends no second thank-you."""
+    env = time_skipping_env
+    journey_id = f"ask-{uuid.uuid4().hex[:6]}"
+    spec = {
+        "id": journey_id,
+        "name": "ask until clicked",
+        "entry": {"api": True},
+        "steps": [
+            {"id": "rest", "wait": "1d"},
+            {
+                "id": "ask",
+                "wait_for": {
+                    "event": "clicked",
+                    "timeout": "1d",
+                    "on_event": "thank",
+                    "on_timeout": "rest",
+                },
+            },
+            {"id": "thank", "send": {"channel": "sms", "template": "hello", "next": "rest"}},
+        ],
+    }
+    start = await env.get_current_time()
+    version = await harness.deploy(spec, {"hello": {"text": "thanks!"}}, start)
+    await harness.store.upsert_profiles([person("asked", phone="+8613800000010")])
+    await harness.enroller.enroll(version, ["asked"], start)
+    handle = harness.handle(journey_id, "asked")
+
+    async def click(event_id: str, rounds: int) -> None:
+        """Deliver ``event_id`` in the middle of round ``rounds``'s ``ask`` (2 days a round)."""
+        await env.sleep(
+            start + timedelta(days=2 * rounds + 1, hours=12) - await env.get_current_time()
+        )
+        await harness.until_step(journey_id, "asked", "ask")
+        when = await env.get_current_time()
+        await handle.signal(
+            "event", EventSignal(name="clicked", event_id=event_id, occurred_at=when)
+        )
+
+    await click("click-1", 0)
+    await click("click-1", 200)  # the same event again, after the run continued as new
+    await click("click-2", 201)  # a new one is still heard
+    await handle.signal("control", ControlSignal(action="stop"))
+    await harness.result(journey_id, "asked")
+
+    assert len(await chain(harness, handle.id)) >= 2, "the loop never continued as new"
+    sends = await harness.store.deliveries(journey_id=journey_id)
+    assert [d.send_key.split(":", 1)[1] for d in sends] == ["thank:1", "thank:2"]
