@@ -21,14 +21,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from engine.domain import Event
 from engine.servers import find_binary
 from engine.store import Store
-from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS
+from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS, run_chain
 from engine.workflow.messages import RunResult
 from tests.harness import Harness, person, running_worker, sqlite_store, start_time_skipping
 
@@ -188,20 +187,11 @@ def weekly_reminder(journey_id: str) -> dict[str, Any]:
 
 
 async def chain(h: Harness, workflow_id: str) -> list[WorkflowHistory]:
-    """The histories of every run of ``workflow_id``, first to last (each continued-as-new
-    run names the next)."""
+    """The histories of every run of ``workflow_id``, first to last."""
     latest = await h.client.get_workflow_handle(workflow_id).fetch_history()
     started = latest.events[0].workflow_execution_started_event_attributes
-    run_id: str | None = started.first_execution_run_id
-    histories = []
-    while run_id:
-        history = await h.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        histories.append(history)
-        last = history.events[-1]
-        continued = last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
-        attributes = last.workflow_execution_continued_as_new_event_attributes
-        run_id = attributes.new_execution_run_id if continued else None
-    return histories
+    runs = await run_chain(h.client, workflow_id, started.first_execution_run_id)
+    return [history for _, history in runs]
 
 
 async def record_looped(h: Harness, env: WorkflowEnvironment, rounds: int = 200) -> None:
