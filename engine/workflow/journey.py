@@ -75,8 +75,11 @@ CONTINUE_AS_NEW_AT = 2_000
 middle of a send or a wait); also when Temporal suggests it. Well under Temporal's warnings
 (10,240 events, 10 MB) and limits (51,200 events, 50 MB): a looping journey's history stays
 small and cheap to replay, however long it runs."""
-PATH_KEPT = 100
-"""Steps of the path a continued run keeps in order; older ones are kept once each."""
+PATH_KEPT = 1_000
+"""Steps of the path a continued run keeps in order; older ones are kept once each. Enough
+for a year's rehearsal (`journey simulate`, at most 366 days) of a loop with a day or more per
+round to keep its whole path, so the timeline shows every round; bounded (about 15 KB in the
+continued run's input and in the ledger) however long a run loops."""
 SEEN_KEPT = 500
 """Event ids a continued run remembers, the most recent: enough for redelivery and the
 events sweep to find nothing new, bounded however many events a person sends."""
