@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -29,6 +30,29 @@ def run_search_attributes(journey_id: str, version: int, profile_id: str) -> Typ
             SearchAttributePair(PROFILE_ID, profile_id),
         ]
     )
+
+
+async def run_chain(
+    client: Client, workflow_id: str, first_run_id: str
+) -> list[tuple[str, WorkflowHistory]]:
+    """(run id, history) of every run from ``first_run_id`` on, first to last: a long or looping
+    journey continues as new, and each run's last event names the next."""
+    chain: list[tuple[str, WorkflowHistory]] = []
+    run_id = first_run_id
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        chain.append((run_id, history))
+        last = history.events[-1] if history.events else None
+        continued = (
+            last is not None
+            and last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        )
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if last is not None and continued
+            else ""
+        )
+    return chain
 
 
 class TemporalUnavailable(RuntimeError):

@@ -58,7 +58,7 @@ from engine.store import Store
 from engine.store.core import chunks
 from engine.store.errors import VersionNotFound
 from engine.store.tables import deliveries, enrollments, events, subscriptions
-from engine.temporal import workflow_id
+from engine.temporal import run_chain, workflow_id
 from engine.workflow.messages import EventSignal, RunResult, RunState
 
 DAY = timedelta(days=1)
@@ -371,9 +371,12 @@ async def rehearse_person(
         await _advance_to(sandbox, at)
         injected.append(await _inject(sandbox, profile.id, plan.journey, event, number, at))
     await _advance_to(sandbox, until)
-    run = sandbox.client.get_workflow_handle(handle.id, run_id=run_id)
+    # A long or looping journey continues as new: the state is the last run's, the timers
+    # every run's.
+    runs = await run_chain(sandbox.client, handle.id, run_id)
+    run = sandbox.client.get_workflow_handle(handle.id, run_id=runs[-1][0])
     state: RunState = await run.query("state", result_type=RunState)
-    history = [e async for e in run.fetch_history_events()]
+    history = [e for _, h in runs for e in h.events]
     # The run started now (the person's earlier enrollments were copied in for re-entry).
     enrollment = max(
         (e for e in await sandbox.store.enrollments(plan.journey.id) if e.profile_id == profile.id),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         FinishInput,
         GiveUpInput,
         JourneyInput,
+        RunCarry,
         RunResult,
         RunState,
         SendInput,
@@ -63,6 +65,24 @@ clock, counted from the run's own clock; it was the wall-clock difference from w
 GOAL_BY_EVENT_TIME = "goal-by-event-time"
 """A goal event converts when its ``occurred_at`` is in the goal window; it was decided by the
 run's clock when the event arrived."""
+
+CONTINUE_AS_NEW = "continue-as-new-bounded"
+"""A run whose history reached ``CONTINUE_AS_NEW_AT`` events goes on as a new run of the same
+workflow id at its next step; it used to grow for as long as its loop went round."""
+
+CONTINUE_AS_NEW_AT = 2_000
+"""History events after which a run continues as new, at the next step boundary (never in the
+middle of a send or a wait); also when Temporal suggests it. Well under Temporal's warnings
+(10,240 events, 10 MB) and limits (51,200 events, 50 MB): a looping journey's history stays
+small and cheap to replay, however long it runs."""
+PATH_KEPT = 1_000
+"""Steps of the path a continued run keeps in order; older ones are kept once each. Enough
+for a year's rehearsal (`journey simulate`, at most 366 days) of a loop with a day or more per
+round to keep its whole path, so the timeline shows every round; bounded (about 15 KB in the
+continued run's input and in the ledger) however long a run loops."""
+SEEN_KEPT = 500
+"""Event ids a continued run remembers, the most recent: enough for redelivery and the
+events sweep to find nothing new, bounded however many events a person sends."""
 
 _LOCAL = timedelta(seconds=30)
 # A send is one provider call (10 s HTTP timeout) plus two store writes; a worker that dies
@@ -104,25 +124,34 @@ class JourneyWorkflow:
         self._journey = input.journey
         self._ended: tuple[EnrollmentStatus, str] | None = None
         self._received: list[str] = []
-        self._seen: set[str] = set()
-        self._step: str | None = None
         self._waiting_for: str | None = None
         self._until: datetime | None = None
-        self._path: list[str] = []
-        self._variants: dict[str, str] = {}
-        self._visits: dict[str, int] = {}
-        self._skipped = timedelta(0)
-        self._entered = workflow.now()
-        self._entered_at = input.entered_at or self._entered
         self._exit_reason: str | None = None
-        self._paused = False
+        # What a continued run carries on from the runs before it (`_continue_as_new`).
+        carry = input.carry or RunCarry(
+            step=self._journey.steps[0].id, visits={}, entered=workflow.now()
+        )
+        self._carried = input.carry is not None
+        self._seen: dict[str, None] = dict.fromkeys(carry.seen)
+        """Event ids seen, in arrival order (a dict: a set's order differs between processes)."""
+        self._step: str | None = carry.step if self._carried else None
+        self._path = list(carry.path)
+        self._earlier = list(carry.earlier)
+        self._dropped = carry.dropped
+        self._variants = dict(carry.variants)
+        self._visits = dict(carry.visits)
+        self._skipped = carry.skipped
+        self._entered = carry.entered
+        self._entered_at = input.entered_at or self._entered
+        self._paused = carry.paused
+        self._runs = carry.runs
 
     @workflow.signal(name="event")
     def event(self, signal: EventSignal) -> None:
         """A customer event. Goal and exit_on events end the run, even in the middle of a wait."""
         if self._ended is not None or signal.event_id in self._seen:
             return  # delivery is at least once: a repeated event changes nothing
-        self._seen.add(signal.event_id)
+        self._seen[signal.event_id] = None
         goal = self._journey.goal
         if goal and signal.name == goal.event and self._converts(signal):
             self._ended = ("converted", signal.name)
@@ -150,15 +179,17 @@ class JourneyWorkflow:
             status=status,
             waiting_for=self._waiting_for,
             until=self._until,
-            path=list(self._path),
+            path=self._full_path(),
             variants=dict(self._variants),
             paused=self._paused,
         )
 
     @workflow.run
     async def run(self, input: JourneyInput) -> RunResult:
-        step_id: str | None = self._journey.steps[0].id
+        step_id: str | None = self._step if self._carried else self._journey.steps[0].id
         while step_id is not None and self._ended is None:
+            if self._history_full() and workflow.patched(CONTINUE_AS_NEW):
+                self._continue_as_new(step_id)
             self._step = step_id
             self._path.append(step_id)
             self._visits[step_id] = self._visits.get(step_id, 0) + 1
@@ -172,7 +203,7 @@ class JourneyWorkflow:
                 enrollment_id=input.enrollment_id,
                 status=status,
                 exit_step=self._step,
-                path=self._path,
+                path=self._full_path(),
                 variants=self._variants,
                 ended_at=workflow.now(),
                 reason=reason,
@@ -183,9 +214,51 @@ class JourneyWorkflow:
             status=status,
             exit_step=self._step,
             reason=reason,
-            path=self._path,
+            path=self._full_path(),
             variants=self._variants,
         )
+
+    # -- continue-as-new -----------------------------------------------------------------------
+
+    def _history_full(self) -> bool:
+        """Whether to hand over to a new run before the next step. Signal handlers are
+        synchronous, so none is ever half-way here; a signal that lands while the hand-over is
+        being recorded makes Temporal retry the task, and the new run receives it."""
+        info = workflow.info()
+        full = (
+            info.get_current_history_length() >= CONTINUE_AS_NEW_AT
+            or info.is_continue_as_new_suggested()
+        )
+        return full and workflow.all_handlers_finished()
+
+    def _continue_as_new(self, step_id: str) -> NoReturn:
+        """Go on as a new run of the same workflow id (signals, queries and the ledger follow
+        it), at ``step_id``, with the pinned version, step counts, variants, goal window, clock,
+        pause and recent event ids; the path keeps its last ``PATH_KEPT`` steps in order and
+        every older step once."""
+        recent = self._path[-PATH_KEPT:]
+        dropped = self._path[: len(self._path) - len(recent)]
+        carry = RunCarry(
+            step=step_id,
+            visits=self._visits,
+            variants=self._variants,
+            path=recent,
+            earlier=list(dict.fromkeys(self._earlier + dropped)),
+            dropped=self._dropped + len(dropped),
+            seen=list(self._seen)[-SEEN_KEPT:],
+            entered=self._entered,
+            skipped=self._skipped,
+            paused=self._paused,
+            runs=self._runs + 1,
+        )
+        workflow.continue_as_new(
+            self._input.model_copy(update={"entered_at": self._entered_at, "carry": carry})
+        )
+
+    def _full_path(self) -> list[str]:
+        """The path for the ledger and the operator: steps dropped by earlier runs (once each),
+        then this run's steps in order."""
+        return self._earlier + self._path
 
     # -- steps ---------------------------------------------------------------------------------
 

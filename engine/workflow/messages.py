@@ -6,7 +6,7 @@ They travel through Temporal with the pydantic data converter.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +26,34 @@ class Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class RunCarry(Message):
+    """What a run hands on when it continues as new (a long or looping journey), so the person's
+    journey goes on as one run: same step counts (send keys stay unique), variants, goal window
+    and clock. Bounded: the path keeps its last steps, the event ids their most recent."""
+
+    step: str
+    """The step to go on with (not yet started)."""
+    visits: dict[str, int]
+    variants: dict[str, str] = Field(default_factory=dict)
+    path: list[str] = Field(default_factory=list)
+    """The most recent steps, oldest first."""
+    earlier: list[str] = Field(default_factory=list)
+    """The distinct steps visited before ``path``, in first-visit order (the report counts who
+    reached each step from the ledger path)."""
+    dropped: int = 0
+    """How many steps of the path were left out (kept as ``earlier`` when distinct)."""
+    seen: list[str] = Field(default_factory=list)
+    """The most recent event ids, so an event delivered again after the hand-over changes
+    nothing."""
+    entered: datetime
+    """Workflow time when the first run of the chain started."""
+    skipped: timedelta = timedelta(0)
+    """What scaled waits compressed so far (the run's own clock)."""
+    paused: bool = False
+    runs: int = 1
+    """This run's place in the chain of continued runs (the first is 1)."""
+
+
 class JourneyInput(Message):
     """Pins the journey version: a redeploy never changes a run in flight."""
 
@@ -39,6 +67,8 @@ class JourneyInput(Message):
     entered_at: datetime | None = None
     """The ledger's entry time, from which the goal window runs (runs started without it use
     their start time)."""
+    carry: RunCarry | None = None
+    """Set when an earlier run of the same enrollment continued as new."""
 
 
 class EventSignal(Message):

@@ -325,3 +325,42 @@ def test_a_runs_logs_are_json_lines_without_the_seeded_addresses(
     assert all(line["profile_id"] == "p1" and line["send_key"] for line in deliveries)
     for seeded in ("p1@example.com", "13800138000", "wx-p1"):
         assert seeded not in err
+
+
+LOOPED = """
+id: remind-loop
+name: Remind daily until paid
+entry: {api: true}
+goal: {event: order_paid, within: 400d}
+steps:
+  - {id: rest, wait: 1d}
+  - {id: remind, send: {channel: sms, template: nudge, next: rest}}
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_year_of_a_daily_loop_is_rehearsed_to_its_end(store_path: Path, tmp_path: Path) -> None:
+    """The run continues as new on the way (its history would pass 2,000 events); the
+    rehearsal follows it to the horizon."""
+    (tmp_path / "draft" / "templates").mkdir(parents=True)
+    (tmp_path / "draft" / "loop.yaml").write_text(LOOPED, encoding="utf-8")
+    (tmp_path / "draft" / "templates" / "nudge.yaml").write_text(
+        'text: "还在考虑吗？回T退订"\n', encoding="utf-8"
+    )
+
+    path = str(tmp_path / "draft" / "loop.yaml")
+    code, out, err = simulate(path, "--profile", "p1", "--days", "366", "--json")
+
+    assert code == 0, err
+    run = json.loads(out)
+    assert run["status"] == "active"
+    steps = [(e["kind"], e["step"]) for e in run["timeline"]]
+    assert steps[0] == ("entered", None) and steps[-1] == ("waiting", "rest")
+    # Every day's wait, to the horizon, and the last sends too (the cap holds some back).
+    times = [datetime.fromisoformat(e["at"]) for e in run["timeline"]]
+    assert times == sorted(times)
+    horizon = times[-1]
+    last_send = max(t for t, (kind, _) in zip(times, steps, strict=True) if kind == "send")
+    last_wait = max(t for t, s in zip(times, steps, strict=True) if s == ("step", "rest"))
+    assert horizon - last_send < timedelta(days=8)  # a send the weekly cap held, at most
+    assert horizon - last_wait < timedelta(days=8)

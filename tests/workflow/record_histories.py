@@ -1,6 +1,6 @@
 """Record journey histories for the replay test: ``python -m tests.workflow.record_histories``
 records every step kind (timeout, vip, converts); ``... evicted`` records only the run evicted
-mid-wait.
+mid-wait; ``... looped`` the two runs of a loop that continued as new.
 
 Re-record only on purpose (a new step kind, a patched change). The replay test then proves that
 the interpreter still makes the same decisions for runs recorded by earlier versions.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import gzip
 import json
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from engine.domain import Event
 from engine.servers import find_binary
 from engine.store import Store
-from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS
+from engine.temporal import DATA_CONVERTER, SEARCH_ATTRIBUTE_KEYS, run_chain
 from engine.workflow.messages import RunResult
 from tests.harness import Harness, person, running_worker, sqlite_store, start_time_skipping
 
@@ -171,6 +172,48 @@ async def record_evicted(directory: Path, store: Store) -> None:
     print(f"recorded evicted: {len(history.events)} events")
 
 
+def weekly_reminder(journey_id: str) -> dict[str, Any]:
+    """A reminder until the person buys (a day apart, so 300 rounds are 300 days)."""
+    return {
+        "id": journey_id,
+        "name": "remind until paid",
+        "entry": {"api": True},
+        "goal": {"event": "order_paid", "within": "30d"},
+        "steps": [
+            {"id": "rest", "wait": "1d"},
+            {"id": "remind", "send": {"channel": "sms", "template": "hello", "next": "rest"}},
+        ],
+    }
+
+
+async def chain(h: Harness, workflow_id: str) -> list[WorkflowHistory]:
+    """The histories of every run of ``workflow_id``, first to last."""
+    latest = await h.client.get_workflow_handle(workflow_id).fetch_history()
+    started = latest.events[0].workflow_execution_started_event_attributes
+    runs = await run_chain(h.client, workflow_id, started.first_execution_run_id)
+    return [history for _, history in runs]
+
+
+async def record_looped(h: Harness, env: WorkflowEnvironment, rounds: int = 200) -> None:
+    """A reminder loop long enough to continue as new once, converted in its second run: both
+    runs' histories, gzipped (the first is about 2,000 events)."""
+    spec = weekly_reminder("looped")
+    now = await env.get_current_time()
+    version = await h.deploy(spec, {"hello": {"text": "still thinking?"}}, now)
+    await h.store.upsert_profiles([person("looper", phone="+4")])
+    await h.enroller.enroll(version, ["looper"], now)
+    await env.sleep(timedelta(days=rounds, hours=12))
+    paid = Event("paid-loop", "looper", "order_paid", now + timedelta(days=10))
+    await h.router.ingest(paid, await env.get_current_time())
+    await h.result("looped", "looper")
+    histories = await chain(h, h.handle("looped", "looper").id)
+    assert len(histories) == 2, len(histories)
+    for name, history in zip(("looped-first", "looped-last"), histories, strict=True):
+        with gzip.open(HERE / f"{name}.json.gz", "wt", encoding="utf-8") as out:
+            out.write(history.to_json())
+        print(f"recorded {name}: {len(history.events)} events")
+
+
 async def main(which: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = await sqlite_store(Path(tmp))
@@ -179,7 +222,7 @@ async def main(which: str) -> None:
         else:
             env = await start_time_skipping()
             async with running_worker(env, store, Path(tmp)) as h:
-                await record(h, env)
+                await (record_looped if which == "looped" else record)(h, env)
             await env.shutdown()
         await store.aclose()
     await asyncio.sleep(0.05)

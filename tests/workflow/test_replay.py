@@ -6,6 +6,7 @@ gated by ``workflow.patched(...)`` so that these still replay.
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -18,18 +19,25 @@ from engine.worker import SANDBOX
 from engine.workflow.journey import JourneyWorkflow
 from tests.workflow.altered import SkipsWaits
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json*"))
+"""``.json``, or ``.json.gz`` for the long ones (a run that continued as new)."""
+
+
+def name(path: Path) -> str:
+    return path.name.split(".")[0]
 
 
 def history(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(f"journey:recorded:{path.stem}", path.read_text("utf-8"))
+    with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open() as f:
+        return WorkflowHistory.from_json(f"journey:recorded:{name(path)}", f.read())
 
 
 def test_there_are_recorded_histories() -> None:
-    assert {p.stem for p in HISTORIES} >= {"timeout", "vip", "converts", "evicted"}
+    recorded = {name(p) for p in HISTORIES}
+    assert recorded >= {"timeout", "vip", "converts", "evicted", "looped-first", "looped-last"}
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", HISTORIES, ids=name)
 async def test_recorded_history_replays_on_the_current_interpreter(path: Path) -> None:
     replayer = Replayer(
         workflows=[JourneyWorkflow], data_converter=DATA_CONVERTER, workflow_runner=SANDBOX
