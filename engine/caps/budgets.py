@@ -6,8 +6,18 @@ key>`` (``a<value>`` reserved, ``x`` given back), so reserving is idempotent on 
 a send that fails for good gives exactly its share back. Scopes: ``journey:<id>`` (the journey
 file's ``budget``) and ``tag:<tag>`` (the policy's ``budgets``, shared by the tag's journeys).
 
-Each budget has its own hash tag: it lives in its own Redis Cluster slot, never in a person's.
-How a send's budgets and caps are reserved together is `RedisCapService`'s (one pipeline).
+Each budget has its own hash tag: it lives in its own Redis Cluster slot, never in a person's,
+so a send's budgets and its caps cannot be one Lua call. `RedisCapService` sends RESERVE (the
+person's slot) and one BUDGET_RESERVE per budget in one pipeline (one network round trip on a
+single Redis; on Cluster, one per node, in parallel) and compensates: a refusal on either side
+gives back what the other side reserved. The guarantee, the same on a single Redis and on
+Cluster: a budget is never overspent (each budget's check-and-add is one atomic script), a send
+refused by either side is not sent and keeps nothing reserved, and a retried activity never
+counts twice (both sides are idempotent on the send key). Not guaranteed: that a send refused by
+the caps never holds budget for an instant (it does, until the compensation a moment later), so
+a concurrent send near the limit may be refused for budget that then frees; and a worker dying
+between a refusal and the compensation leaves that share held until the activity's retry (same
+send key, same answers) gives it back.
 """
 
 from __future__ import annotations
