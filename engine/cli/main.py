@@ -29,6 +29,7 @@ from engine.cli import (
     data_cmd,
     lifecycle_cmd,
     simulate_cmd,
+    status_cmd,
 )
 from engine.cli.stores import open_store
 from engine.dsl.errors import DslError
@@ -52,6 +53,7 @@ data_cmd.register(app)
 simulate_cmd.register(app)
 lifecycle_cmd.register(app)
 analytics_cmd.register(app)
+status_cmd.register(app)
 
 
 _PROCESSES = frozenset({"worker", "api", "dev", "demo"})
