@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 
 from engine.cli import (
     analytics_cmd,
+    anomalies_cmd,
     authoring,
     connectors_cmd,
     data_cmd,
@@ -54,6 +55,7 @@ simulate_cmd.register(app)
 lifecycle_cmd.register(app)
 analytics_cmd.register(app)
 status_cmd.register(app)
+anomalies_cmd.register(app)
 
 
 _PROCESSES = frozenset({"worker", "api", "dev", "demo"})
