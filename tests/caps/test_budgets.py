@@ -165,3 +165,15 @@ async def test_fifty_concurrent_journeys_never_overspend_one_shared_budget(
     assert usage.value == sum(send.value for send in allowed) <= 2900
     assert {d.rule for d in decisions if not d.allowed} <= {"budget_exhausted", "global:3/1d"}
     assert any(d.rule == "budget_exhausted" for d in decisions)
+
+
+async def test_a_restarted_redis_that_forgot_the_scripts_still_decides_once(
+    client: aioredis.Redis,
+) -> None:
+    caps = service(client, caps={"global": [{"max": 5, "per": "1d"}]})
+    jid = journey()
+    await client.script_flush()  # as after a restart: the pipeline meets NOSCRIPT
+    sent = request(jid, budget=Budget(max_sends=1))
+    assert (await caps.reserve(sent)).allowed
+    assert (await caps.reserve(sent)).allowed
+    assert (await budget_usage(client, f"journey:{jid}")).sends == 1
