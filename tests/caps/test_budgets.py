@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.caps.budgets import budget_scopes, budget_usage
 from engine.caps.checker import CapRequest
@@ -177,3 +180,83 @@ async def test_a_restarted_redis_that_forgot_the_scripts_still_decides_once(
     assert (await caps.reserve(sent)).allowed
     assert (await caps.reserve(sent)).allowed
     assert (await budget_usage(client, f"journey:{jid}")).sends == 1
+
+
+@dataclass
+class BudgetModel:
+    """The rules as the README states them, one send at a time: caps (2 a day per person)
+    first, then the budget; a refusal by either keeps nothing; the same key, the same answer,
+    except that a key the budget refused (or that was released) is decided afresh."""
+
+    max_sends: int
+    max_value: int
+    touches: dict[str, int] = field(default_factory=dict)
+    records: dict[int, str] = field(default_factory=dict)
+    sends: int = 0
+    value: int = 0
+
+    def reserve(self, key: int, person: str, value: int) -> str | None:
+        record = self.records.get(key)
+        if record == "a":
+            return None
+        if record == "r":
+            return "global:2/1d"
+        if self.touches.get(person, 0) >= 2:
+            self.records[key] = "r"
+            return "global:2/1d"
+        if self.sends + 1 > self.max_sends or self.value + value > self.max_value:
+            self.records[key] = "x"
+            return "budget_exhausted"
+        self.touches[person] = self.touches.get(person, 0) + 1
+        self.sends, self.value = self.sends + 1, self.value + value
+        self.records[key] = "a"
+        return None
+
+    def release(self, key: int, person: str, value: int) -> None:
+        if self.records.get(key) == "a":
+            self.touches[person] -= 1
+            self.sends, self.value = self.sends - 1, self.value - value
+            self.records[key] = "x"
+
+
+operations = st.lists(
+    st.tuples(st.sampled_from(["reserve", "release"]), st.integers(0, 9)), max_size=30
+)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    max_sends=st.integers(0, 6),
+    max_value=st.integers(0, 80),
+    values=st.lists(st.sampled_from([0, 10, 20, 30]), min_size=10, max_size=10),
+    steps=operations,
+)
+async def test_budget_and_caps_decisions_match_the_model(
+    client: aioredis.Redis,
+    max_sends: int,
+    max_value: int,
+    values: list[int],
+    steps: list[tuple[str, int]],
+) -> None:
+    caps = service(client, caps={"global": [{"max": 2, "per": "1d"}]})
+    jid, run = journey(), uuid.uuid4().hex[:6]
+    budget = Budget(max_sends=max_sends, max_value=max_value)
+    model = BudgetModel(max_sends, max_value)
+    people = [f"p-{run}-{i}" for i in range(3)]
+    for action, key in steps:
+        person, value = people[key % 3], values[key]
+        if action == "reserve":
+            sent = request(
+                jid, send_key=f"{run}:{key}", profile_id=person, budget=budget, value=value
+            )
+            decision = await caps.reserve(sent)
+            assert decision.rule == model.reserve(key, person, value)
+        else:
+            await caps.release(f"{run}:{key}", person, budget_scopes(jid, ()))
+            model.release(key, person, value)
+        usage = await budget_usage(client, f"journey:{jid}")
+        assert (usage.sends, usage.value) == (model.sends, model.value)
