@@ -45,6 +45,9 @@ class Settings(LogSettings):
     temporal_namespace: str = "default"
     task_queue: str = "journeys"
     redis_url: str = "redis://localhost:6379/0"
+    alert_webhook: str | None = Field(
+        None, description="where `journey anomalies` POSTs each anomaly (once per window)"
+    )
     journeys_dir: Path = Path("journeys")
     policy_path: Path | None = Field(None, description="default: policy.yaml in journeys_dir")
     api_keys: list[SecretStr] = Field(default_factory=list)

@@ -8,7 +8,8 @@ retried (the provider drops a repeat of the key). A send through an ``at_most_on
 first claims its row (``attempting``, written through the same group commit as the outcomes);
 a retry that finds the claim without an outcome never calls the provider again but logs the send
 ``unknown``, and so does an attempt whose provider may have taken the message without answering.
-An ``unknown`` send keeps its cap reservation: it may have reached the person.
+An ``unknown`` send keeps its cap reservation and its budget share: it may have reached the
+person.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ from connectors.base import (
 from connectors.limits import admitted
 from connectors.registry import ConnectorRegistry
 from engine.activities.batching import Coalescer
+from engine.caps.budgets import budget_scopes
 from engine.caps.checker import CapChecker, CapRequest, CapStoreUnavailable
 from engine.conditions.branch import first_match
 from engine.conditions.errors import UnknownTier
 from engine.domain import Delivery, DeliveryStatus, JourneyVersion, Profile
+from engine.dsl.models import Budget, Journey, SendStep
 from engine.dsl.tiers import Tiers
 from engine.metrics import EngineMetrics
 from engine.store import EnrollmentNotFound, ProfileNotFound, SendFacts, SendLookup, Store
@@ -87,6 +90,11 @@ def _logger(input: SendInput) -> Any:
         step=input.step_id,
         send_key=input.send_key,
     )
+
+
+def _budgets(input: SendInput) -> tuple[str, ...]:
+    """The budgets a send may hold a share of, to give back when it fails for good."""
+    return budget_scopes(input.journey_id, input.tags)
 
 
 def _options(input: SendInput) -> dict[str, str]:
@@ -173,6 +181,7 @@ class JourneyActivities:
         self._unsubscribe_link = unsubscribe_link
         self._tiers = tiers
         self._versions: dict[tuple[str, int], JourneyVersion] = {}
+        self._spends: dict[tuple[str, int], tuple[Budget | None, dict[str, int]]] = {}
         # Concurrent sends share their reads and their delivery-log commits.
         self._facts = Coalescer[SendLookup, SendFacts](self._read_facts)
         self._deliveries = Coalescer[Delivery, Delivery](store.record_deliveries)
@@ -202,6 +211,18 @@ class JourneyActivities:
             self._versions[key] = await self._store.get_version(journey_id, version)
         return self._versions[key]
 
+    async def _spend(self, input: SendInput) -> tuple[Budget | None, int]:
+        """The journey's budget and what this send step's message is worth against it (from the
+        pinned version: a redeploy never changes a run's budget)."""
+        key = (input.journey_id, input.version)
+        if key not in self._spends:
+            version = await self._version(*key)
+            journey = Journey.model_validate(version.definition)
+            values = {s.id: s.send.value for s in journey.steps if isinstance(s, SendStep)}
+            self._spends[key] = (journey.budget, values)
+        budget, values = self._spends[key]
+        return budget, values.get(input.step_id, 0)
+
     @activity.defn(name="send")
     async def send(self, input: SendInput) -> SendResult:
         """Caps, render, connector, delivery log — one activity per send attempt."""
@@ -224,6 +245,7 @@ class JourneyActivities:
         # for the survivor, whose counters also hold the merged ids' touches.
         person = profile.id
         merged = person != input.profile_id
+        budget, value = await self._spend(input)
         checking = time.perf_counter()
         try:
             decision = await self._caps.reserve(
@@ -242,6 +264,8 @@ class JourneyActivities:
                     first_attempt_at=input.first_attempt_at,
                     defer_allowed=input.defer_allowed,
                     merged_ids=facts.merged,
+                    value=value,
+                    budget=budget,
                 )
             )
         except CapStoreUnavailable as exc:
@@ -268,14 +292,14 @@ class JourneyActivities:
                 {"journey": {"id": input.journey_id}, "step": {"id": input.step_id}},
             )
         except TemplateError as exc:
-            await self._caps.release(input.send_key, person)
+            await self._caps.release(input.send_key, person, _budgets(input))
             _logger(input).warning("template_failed", template=input.template, error=str(exc))
             return await self._record(input, "failed", f"template:{input.template}: {exc}")
 
         try:
             connector = self._connectors.for_channel(input.channel)
         except ConnectorConfigError as exc:
-            await self._caps.release(input.send_key, person)
+            await self._caps.release(input.send_key, person, _budgets(input))
             _logger(input).error("channel_not_configured", channel=input.channel, error=str(exc))
             return await self._record(input, "failed", f"channel_not_configured:{input.channel}")
         message = OutboundMessage(
@@ -358,7 +382,7 @@ class JourneyActivities:
                 ),
             ) from answer
         if isinstance(answer, PermanentSendError):
-            await self._caps.release(input.send_key, person)
+            await self._caps.release(input.send_key, person, _budgets(input))
             _logger(input).warning("send_failed", channel=input.channel, code=answer.code)
             return await self._record(input, "failed", f"provider:{answer.code or 'refused'}")
         # Neither retryable nor permanent by its own account: retry, the safer side (for an
@@ -382,7 +406,7 @@ class JourneyActivities:
         if result.status == "sent":
             return result  # a late attempt got through: its touch stays counted
         try:
-            await self._caps.release(send.send_key, send.profile_id)
+            await self._caps.release(send.send_key, send.profile_id, _budgets(send))
         except CapStoreUnavailable as exc:
             # The touch stays counted: the person may get one message fewer, never one more.
             _logger(send).warning("cap_release_failed", error=str(exc))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from engine.dsl.models import Cap
+from engine.dsl.models import Budget, Cap
 
 Action = Literal["send", "arbitrate", "defer", "expire", "skip", "exit"]
 """send: go ahead (reserved); arbitrate: wait until ``retry_at`` (the arbitration window's end)
@@ -41,6 +41,10 @@ class CapRequest:
     merged_ids: tuple[str, ...] = ()
     """Ids a OneID merge folded into ``profile_id`` (the survivor): their touches, claims and
     reservations count as the survivor's before anything is decided."""
+    value: int = 0
+    """What the message is worth against a budget's max_value (the send step's ``value``)."""
+    budget: Budget | None = None
+    """The journey's own budget; the policy adds those of the journey's tags."""
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,10 @@ class CapChecker(Protocol):
         """
         ...
 
-    async def release(self, send_key: str, profile_id: str) -> None:
+    async def release(self, send_key: str, profile_id: str, budgets: tuple[str, ...] = ()) -> None:
         """Give back a reservation whose send failed for good (``profile_id``: the id it was
-        reserved under, or the survivor it was merged into)."""
+        reserved under, or the survivor it was merged into), and its share of ``budgets``
+        (scopes, see `engine.caps.budgets.budget_scopes`)."""
         ...
 
 
@@ -73,5 +78,5 @@ class AllowAll:
     async def reserve(self, request: CapRequest) -> CapDecision:
         return CapDecision(allowed=True)
 
-    async def release(self, send_key: str, profile_id: str) -> None:
+    async def release(self, send_key: str, profile_id: str, budgets: tuple[str, ...] = ()) -> None:
         return None

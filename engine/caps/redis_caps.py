@@ -32,10 +32,11 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.caps import scripts
+from engine.caps.budgets import RECORD_KEEP, BudgetLimit, budget_key, budgets_for
 from engine.caps.checker import CapDecision, CapRequest, CapStoreUnavailable
 from engine.caps.rules import (
     ChannelQuota,
@@ -74,6 +75,9 @@ _HOPS = 8
 """Forwards followed at most in one decision (a chain longer than that is a loop)."""
 _TX_KEEP_MS = timedelta(days=91) // _MS
 """How long the transactional counter keeps its touches."""
+_BUDGET_KEEP_MS = RECORD_KEEP // _MS
+BUDGET_EXHAUSTED = "budget_exhausted"
+"""The reason of a send a budget refused (suppressed: a budget does not free with time)."""
 
 
 def _ms(at: datetime) -> int:
@@ -186,6 +190,8 @@ class RedisCapService:
         self._count = redis.register_script(scripts.COUNT)
         self._forward = redis.register_script(scripts.FORWARD)
         self._fold_script = redis.register_script(scripts.FOLD)
+        self._budget_reserve = redis.register_script(scripts.BUDGET_RESERVE)
+        self._budget_release = redis.register_script(scripts.BUDGET_RELEASE)
         self._plans: dict[tuple[str, tuple[str, ...], str, tuple[Cap, ...]], _Plan] = {}
         self._folded: set[tuple[str, str]] = set()
         """(merged id, survivor) pairs this process saw folded: a fold is final."""
@@ -219,7 +225,13 @@ class RedisCapService:
 
     async def _decide_as(self, request: CapRequest) -> CapDecision:
         zone = ZoneInfo(request.timezone)
+        budgets = budgets_for(self._policy, request.journey_id, request.budget, request.tags)
         if request.transactional:
+            # Exempt from the caps, not from the budgets: a budget counts what is spent.
+            replies = await self._together(request, None, budgets)
+            refused = await self._budget_refusal(request, budgets, replies)
+            if refused is not None:
+                return refused
             await self._count_transactional(request)
             return CapDecision(allowed=True)
 
@@ -249,20 +261,115 @@ class RedisCapService:
                 return lost
 
         call = self.reserve_call(request)
+        if call is None and not budgets:
+            return CapDecision(allowed=True)
+        replies = await self._together(request, call, budgets)
         if call is None:
-            return CapDecision(allowed=True)
-        rules, keys, args = call
-        reply = await self._reserve(keys=keys, args=args)
-        if reply == 1:
-            return CapDecision(allowed=True)
+            refused = await self._budget_refusal(request, budgets, replies)
+            return CapDecision(allowed=True) if refused is None else refused
+        rules, keys, _ = call
+        reply, budget_replies = replies[0], replies[1:]
         survivor = _moved(reply)
         if survivor is not None:
+            # Nothing counted for the person here; the budgets' shares stay reserved under the
+            # send key, so asking again for the survivor does not count them twice.
             raise _Moved(survivor)
+        if reply == 1:
+            refused = await self._budget_refusal(request, budgets, budget_replies)
+            if refused is None:
+                return CapDecision(allowed=True)
+            # The caps said yes, a budget said no: the send does not go, so its touch is
+            # given back (the record says released: a retry decides afresh).
+            await self._release(keys=[keys[0], keys[2], *keys[4:]], args=[request.send_key])
+            return refused
+        await self._give_back(request.send_key, budgets, budget_replies)
         number, count, blocking = _refusal(reply)
         rule = rules[number - 1]
         free = frees_at(rule, _from_ms(blocking), zone)
         detail = {"count": str(count), "max": str(rule.max)}
         return self._refused(request, rule.label, free, detail)
+
+    async def _together(
+        self,
+        request: CapRequest,
+        call: tuple[tuple[Rule, ...], list[str], list[Any]] | None,
+        budgets: tuple[BudgetLimit, ...],
+    ) -> list[Any]:
+        """Run the caps' RESERVE (when ``call``) and one BUDGET_RESERVE per budget in one
+        pipeline: one network round trip. Each script is atomic in its own slot; the caller
+        gives back what one reserved when another refused."""
+        calls: list[tuple[Any, list[str], list[Any]]] = []
+        if call is not None:
+            calls.append((self._reserve, call[1], call[2]))
+        for budget in budgets:
+            keys = [
+                budget_key(budget.scope, "used"),
+                budget_key(budget.scope, f"r:{request.send_key}"),
+            ]
+            args = [
+                request.value,
+                -1 if budget.max_sends is None else budget.max_sends,
+                -1 if budget.max_value is None else budget.max_value,
+                _BUDGET_KEEP_MS,
+            ]
+            calls.append((self._budget_reserve, keys, args))
+        if len(calls) == 1:
+            script, keys, args = calls[0]
+            return [await script(keys=keys, args=args)]
+        for _ in range(2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for script, keys, args in calls:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                replies = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(reply, NoScriptError) for reply in replies):
+                break
+            # A restarted Redis forgot the scripts: load them and run them all again (each is
+            # idempotent on the send key, so one that did run answers the same).
+            for script, _, _ in calls:
+                await self._redis.script_load(script.script)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return list(replies)
+
+    async def _budget_refusal(
+        self, request: CapRequest, budgets: tuple[BudgetLimit, ...], replies: list[Any]
+    ) -> CapDecision | None:
+        """None when every budget reserved the send; else the refusal, every share the send
+        did reserve given back."""
+        for budget, reply in zip(budgets, replies, strict=True):
+            if reply == 1:
+                continue
+            await self._give_back(request.send_key, budgets, replies)
+            text = _text(reply)
+            sends = text[0] == "s"
+            limit = budget.max_sends if sends else budget.max_value
+            detail = {
+                "budget": budget.scope,
+                "count": text[1:],
+                "max": f"{limit} {'sends' if sends else 'value'}",
+            }
+            log.info(
+                "budget_exhausted",
+                journey_id=request.journey_id,
+                budget=budget.scope,
+                send_key=request.send_key,
+            )
+            return CapDecision(False, "skip", BUDGET_EXHAUSTED, None, detail)
+        return None
+
+    async def _give_back(
+        self, send_key: str, budgets: tuple[BudgetLimit, ...], replies: list[Any]
+    ) -> None:
+        """Release the shares ``replies`` say were reserved."""
+        for budget, reply in zip(budgets, replies, strict=True):
+            if reply == 1:
+                await self._release_budget(budget.scope, send_key)
+
+    async def _release_budget(self, scope: str, send_key: str) -> None:
+        await self._budget_release(
+            keys=[budget_key(scope, "used"), budget_key(scope, f"r:{send_key}")], args=[]
+        )
 
     def reserve_call(
         self, request: CapRequest
@@ -352,7 +459,15 @@ class RedisCapService:
         if survivor is not None:
             raise _Moved(survivor)
 
-    async def release(self, send_key: str, profile_id: str) -> None:
+    async def release(self, send_key: str, profile_id: str, budgets: tuple[str, ...] = ()) -> None:
+        try:
+            for scope in budgets:
+                await self._release_budget(scope, send_key)
+        except (RedisError, OSError) as exc:
+            raise CapStoreUnavailable(f"cap store unreachable: {type(exc).__name__}") from exc
+        await self._release_caps(send_key, profile_id)
+
+    async def _release_caps(self, send_key: str, profile_id: str) -> None:
         try:
             for _ in range(_HOPS):
                 record_key = person_key(profile_id, f"r:{send_key}")

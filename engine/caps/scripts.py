@@ -289,3 +289,34 @@ longer(KEYS[1], ttl)
 longer(KEYS[2], ttl)
 return 1
 """
+
+BUDGET_RESERVE = """
+-- One budget (a journey's, or a tag's shared by its journeys), in the budget's own slot.
+-- KEYS[1]: the budget's usage hash (fields sends, value); KEYS[2]: the send's record there.
+-- ARGV: value, max_sends (-1: none), max_value (-1: none), record ttl_ms.
+-- Reply: 1 reserved (or reserved before under this send key), else the refusal
+-- 's<sends used>' or 'v<value used>'. A refusal is not recorded: a retry asks afresh.
+local stored = redis.call('GET', KEYS[2])
+if stored and string.sub(stored, 1, 1) == 'a' then return 1 end
+local used = redis.call('HMGET', KEYS[1], 'sends', 'value')
+local sends, value = tonumber(used[1] or '0'), tonumber(used[2] or '0')
+local v, max_sends, max_value = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if max_sends >= 0 and sends + 1 > max_sends then return 's' .. sends end
+if max_value >= 0 and value + v > max_value then return 'v' .. value end
+redis.call('HINCRBY', KEYS[1], 'sends', 1)
+if v > 0 then redis.call('HINCRBY', KEYS[1], 'value', v) end
+redis.call('SET', KEYS[2], 'a' .. ARGV[1], 'PX', ARGV[4])
+return 1
+"""
+
+BUDGET_RELEASE = """
+-- Give back what a send reserved in one budget. KEYS as BUDGET_RESERVE.
+-- Reply: 1 released, 0 nothing reserved under this send key (or released before).
+local stored = redis.call('GET', KEYS[2])
+if not stored or string.sub(stored, 1, 1) ~= 'a' then return 0 end
+local v = tonumber(string.sub(stored, 2))
+redis.call('HINCRBY', KEYS[1], 'sends', -1)
+if v > 0 then redis.call('HINCRBY', KEYS[1], 'value', 0 - v) end
+redis.call('SET', KEYS[2], 'x', 'KEEPTTL')
+return 1
+"""

@@ -24,12 +24,14 @@ from temporalio.service import RPCError
 
 from engine.cli import (
     analytics_cmd,
+    anomalies_cmd,
     authoring,
     connectors_cmd,
     data_cmd,
     lifecycle_cmd,
     runs_cmd,
     simulate_cmd,
+    status_cmd,
 )
 from engine.cli.stores import open_store
 from engine.dsl.errors import DslError
@@ -54,6 +56,8 @@ simulate_cmd.register(app)
 lifecycle_cmd.register(app)
 analytics_cmd.register(app)
 runs_cmd.register(app)
+status_cmd.register(app)
+anomalies_cmd.register(app)
 
 
 _PROCESSES = frozenset({"worker", "api", "dev", "demo"})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -164,6 +164,51 @@ class Cap(Strict):
     """At most this many sends of this journey to one person ..."""
     per: Duration
     """... in this rolling window, e.g. 7d."""
+
+
+class Budget(Strict):
+    """What a journey may spend in all, across every person: sends and the value (e.g. the
+    coupons' worth, in whole currency units) its send steps carry. Reserved atomically with
+    the caps; a send that would overspend is suppressed (``budget_exhausted``)."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [given("max_sends"), given("max_value")]})
+
+    max_sends: StrictInt | None = Field(None, ge=0)
+    """At most this many messages sent, e.g. 50000."""
+    max_value: StrictInt | None = Field(None, ge=0)
+    """At most this much value sent (the sum of the send steps' value), e.g. 200000."""
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Budget:
+        if self.max_sends is None and self.max_value is None:
+            raise ValueError("a budget needs max_sends, max_value or both")
+        return self
+
+
+class Target(Strict):
+    """What the journey aims for by a date: `journey status` shows progress and pace."""
+
+    conversions: StrictInt | None = Field(None, ge=1)
+    """Converted runs (goal reached) to reach, e.g. 2000."""
+    revenue: StrictInt | StrictFloat | None = Field(None, gt=0)
+    """Revenue of the conversions (the goal's value) to reach, e.g. 500000."""
+    by: date
+    """The date the target is due, e.g. 2026-12-12 (in the policy's timezone)."""
+
+    @field_validator("by")
+    @classmethod
+    def _ahead(cls, value: date, info: ValidationInfo) -> date:
+        # Checked when a file is read (validate and deploy), not when a stored version is read
+        # back: a target that has passed since is history, not an error.
+        if info.context == AUTHORING and value < datetime.now(UTC).date():
+            raise ValueError(f"the target date {value.isoformat()} is in the past")
+        return value
+
+    @model_validator(mode="after")
+    def _some_goal(self) -> Target:
+        if self.conversions is None and self.revenue is None:
+            raise ValueError("a target needs conversions, revenue or both")
+        return self
 
 
 class WaitUntil(Strict):
@@ -376,6 +421,8 @@ class Send(Strict):
     """The step when caps or quiet hours stop the send; absent: the policy's on_capped."""
     on_failure: Slug | None = None
     """The step when the channel refuses the message for good; absent: the run ends failed."""
+    value: StrictInt = Field(0, ge=0)
+    """What one message is worth against the budget's max_value, e.g. 20 (a coupon's value)."""
 
     @field_validator("webhook")
     @classmethod
@@ -499,7 +546,11 @@ class Journey(Strict):
     caps: list[Cap] = Field(default_factory=list)
     """This journey's own limits, e.g. [{max: 1, per: 7d}], on top of the policy's."""
     tags: list[Slug] = Field(default_factory=list)
-    """Message categories, for the policy's per-tag caps, e.g. [promotion]."""
+    """Message categories, for the policy's per-tag caps and budgets, e.g. [promotion]."""
+    budget: Budget | None = None
+    """What the journey may spend in all, e.g. {max_sends: 50000, max_value: 200000}."""
+    target: Target | None = None
+    """What it aims for, e.g. {conversions: 2000, revenue: 500000, by: 2026-12-12}."""
     steps: list[Step] = Field(min_length=1)
     """The steps, in order; a step without next goes to the one below it."""
 

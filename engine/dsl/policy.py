@@ -10,6 +10,7 @@
     on_capped: {action: defer, expire_after: 2d}        # defer | skip | exit
     arbitration: {window: 10m}         # highest priority wins; absent = first come, first served
     experiments: {min_sample: 100}     # no winner before every arm has this many people
+    budgets: {coupon: {max_sends: 50000, max_value: 200000}}   # shared by the tag's journeys
 
 A journey adds its own ``caps`` and ``priority``; a send step may override ``on_suppressed``.
 """
@@ -25,6 +26,7 @@ from pydantic import Field, StrictInt, field_validator, model_validator
 
 from engine.dsl.base import TIME_OF_DAY, Slug, Strict
 from engine.dsl.durations import Duration, format_duration
+from engine.dsl.models import Budget
 
 _TIME_OF_DAY = re.compile(TIME_OF_DAY)
 _TIME_JSON: dict[str, Any] = {"pattern": TIME_OF_DAY, "examples": ["21:00", "09:00"]}
@@ -129,6 +131,11 @@ class Policy(Strict):
     """Journeys competing for one person: {window: 10m}, the highest priority sends."""
     experiments: Experiments = Field(default_factory=Experiments)
     """How experiment verdicts are read: {min_sample: 100} people per arm before a winner."""
+    budgets: dict[Slug, Budget] = Field(
+        default_factory=dict, json_schema_extra={"additionalProperties": False}
+    )
+    """Per message category, shared by every journey with that tag, e.g.
+    {coupon: {max_sends: 50000, max_value: 200000}}."""
 
     @model_validator(mode="after")
     def _calendar_windows_are_whole_days(self) -> Policy:

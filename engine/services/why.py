@@ -30,6 +30,8 @@ def explain(delivery: Delivery) -> str:
         line += f" — {delivery.reason}"
         if "count" in delivery.detail and "max" in delivery.detail:
             line += f" ({delivery.detail['count']} of {delivery.detail['max']} used)"
+        if "budget" in delivery.detail:
+            line += f" in the budget of {delivery.detail['budget']}"
     if "retry_at" in delivery.detail and delivery.status in ("deferred", "expired"):
         line += f"; frees at {delivery.detail['retry_at']}"
     if delivery.provider_message_id:

@@ -10,6 +10,7 @@ from engine.store.analytics import AnalyticsStore
 from engine.store.controls import ControlStore
 from engine.store.delivery_log import DeliveryStore
 from engine.store.events import EventStore
+from engine.store.health import HealthStore
 from engine.store.journeys import JourneyStore
 from engine.store.memberships import MembershipStore
 from engine.store.people import PeopleStore
@@ -25,6 +26,7 @@ class Store(
     AnalyticsStore,
     PopulationStore,
     ControlStore,
+    HealthStore,
 ):
     """Async access to the journey database (SQLite or PostgreSQL).
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,9 +17,11 @@ from temporalio.testing import ActivityEnvironment
 
 from connectors.registry import ConnectorRegistry, ConnectorSettings
 from engine.activities.journey import JourneyActivities
+from engine.caps.budgets import budget_usage
 from engine.caps.checker import CapRequest
 from engine.caps.redis_caps import RedisCapService
 from engine.domain import Delivery
+from engine.dsl.models import Budget
 from engine.dsl.policy import Policy
 from engine.store import Store
 from engine.workflow.messages import GiveUpInput, SendInput
@@ -140,3 +143,43 @@ async def test_a_send_whose_attempt_reached_the_provider_is_unknown_and_stays_co
     assert stored is not None and stored.status == "unknown"
     # It may have reached the person: the touch stays counted.
     assert not (await caps.reserve(touch(lost, send_key="another-journey"))).allowed
+
+
+async def test_a_given_up_send_gives_its_budget_share_back_an_unknown_one_keeps_it(
+    parts: tuple[JourneyActivities, RedisCapService, Store],
+    redis_server: RedisServer,
+) -> None:
+    activities, caps, store = parts
+    journey = f"cart-{uuid.uuid4().hex[:6]}"
+    budget = Budget(max_sends=5, max_value=100)
+    stuck = send("p4").model_copy(update={"journey_id": journey})
+    lost = send("p5").model_copy(update={"journey_id": journey})
+    for item in (stuck, lost):
+        reserved = replace(touch(item), journey_id=journey, budget=budget, value=20)
+        assert (await caps.reserve(reserved)).allowed
+    await store.record_delivery(
+        Delivery(
+            lost.send_key,
+            journey,
+            1,
+            lost.profile_id,
+            "crm",
+            "sms",
+            "t",
+            "marketing",
+            "attempting",
+            AT,
+        )
+    )
+    for item in (stuck, lost):
+        await ActivityEnvironment().run(
+            activities.give_up_send, GiveUpInput(send=item, reason="retries_exhausted:X")
+        )
+
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        usage = await budget_usage(client, f"journey:{journey}")
+    finally:
+        await client.aclose()
+    # The failed send's share is back; the unknown one may have reached the person: kept.
+    assert (usage.sends, usage.value) == (1, 20)

@@ -180,6 +180,6 @@ def test_merged_keys_are_reported_where_the_merged_mapping_writes_them(tmp_path:
     [checked] = check_paths([path])
     assert [str(p) for p in checked.problems] == [
         f"{path}:4:1: defaults: unknown key 'defaults' (expected one of: id, name, description, "
-        "priority, entry, reentry, goal, exit_on, caps, tags, steps)",
+        "priority, entry, reentry, goal, exit_on, caps, tags, budget, target, steps)",
         f"{path}:4:15: steps[0](id=done).wiat: unknown key 'wiat' (expected one of: id, exit)",
     ]

@@ -19,6 +19,7 @@ from engine.caps.redis_caps import RedisCapService
 from engine.dsl.policy import Policy
 from engine.identity import identity
 from engine.localtime import next_wall_time
+from engine.services.why import why
 from tests.harness import Harness, RedisServer, person, running_worker, sqlite_store
 
 pytestmark = pytest.mark.timeout(120)
@@ -305,3 +306,28 @@ async def test_quiet_hours_of_a_merged_run_are_the_survivors(
         [row] = await h.store.deliveries(journey_id=jid)
         assert row.status == "sent"
         assert [line["to"] for line in h.sent_lines()] == [phone]
+
+
+async def test_a_journey_past_its_budget_suppresses_the_send_and_why_says_so(
+    time_skipping_env: WorkflowEnvironment, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = time_skipping_env
+    jid = fresh("coupon")
+    spec = one_send(jid, budget={"max_sends": 5, "max_value": 40})
+    spec["steps"][0]["send"]["value"] = 20
+    people = [person(fresh("p"), phone="+86138") for _ in range(3)]
+    async with policed(env, redis_server, tmp_path) as h:
+        t0 = await env.get_current_time()
+        version = await h.deploy(spec, HELLO, t0)
+        await h.store.upsert_profiles(people)
+        await h.enroller.enroll(version, [p.id for p in people], t0)
+        rows = []
+        for p in people:
+            await h.result(jid, p.id)
+            rows += [d for d in await h.store.deliveries(profile_id=p.id) if d.journey_id == jid]
+        assert sorted(d.status for d in rows) == ["sent", "sent", "suppressed"]
+        [refused] = [d for d in rows if d.status == "suppressed"]
+        assert refused.reason == "budget_exhausted"
+        lines = await why(h.store, refused.profile_id, jid)
+        said = f"not sent — budget_exhausted (40 of 40 value used) in the budget of journey:{jid}"
+        assert any(said in line for line in lines), lines
