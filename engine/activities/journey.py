@@ -263,6 +263,7 @@ class JourneyActivities:
                     transactional=input.category == "transactional",
                     first_attempt_at=input.first_attempt_at,
                     defer_allowed=input.defer_allowed,
+                    held=input.held,
                     merged_ids=facts.merged,
                     value=value,
                     budget=budget,

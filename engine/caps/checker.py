@@ -38,6 +38,8 @@ class CapRequest:
     """When the send was first tried; a deferral may not outlast it by the policy's expiry."""
     defer_allowed: bool = True
     """False when the step names its own ``on_suppressed``: a refusal then skips at once."""
+    held: bool = False
+    """An operator's pause held the send: past its deferral's expiry it is expired, not sent."""
     merged_ids: tuple[str, ...] = ()
     """Ids a OneID merge folded into ``profile_id`` (the survivor): their touches, claims and
     reservations count as the survivor's before anything is decided."""

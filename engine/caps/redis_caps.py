@@ -238,13 +238,16 @@ class RedisCapService:
         on_capped = self._policy.on_capped
         first = request.first_attempt_at
         if (
-            first is not None
+            request.held
+            and first is not None
             and request.defer_allowed
             and on_capped.action == "defer"
             and request.at > first + on_capped.expire_after
         ):
-            # A deferred send asked again past its expiry (its run was held by a pause, or its
-            # workers were down): stale, so not sent late even if a slot is free now.
+            # A deferred send asked again past its expiry because an operator's pause held its
+            # run: stale, so not sent late even if a slot is free now. (A deferral's own retry
+            # lands a little after the slot it waited for, arbitration window included: that is
+            # on time, not late.)
             return CapDecision(False, "expire", "held_past_expiry", request.at, {})
 
         quiet_end = quiet_until(self._policy, request.at, zone)

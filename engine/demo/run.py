@@ -133,6 +133,7 @@ async def run_demo(
             versions.append(version)
         say("deployed " + ", ".join(f"{v.journey_id} v{v.version}" for v in versions))
 
+        policy = load_policy(options.journeys_dir / "policy.yaml")
         async with contextlib.AsyncExitStack() as workers:
             if options.worker_process:
                 settings = {
@@ -151,7 +152,6 @@ async def run_demo(
                         worker_process(settings, options.log_path, role=role)
                     )
             else:
-                policy = load_policy(options.journeys_dir / "policy.yaml")
                 caps = RedisCapService(redis_client, policy)
                 activities = JourneyActivities(store, caps, registry)
                 await workers.enter_async_context(

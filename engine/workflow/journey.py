@@ -323,11 +323,13 @@ class JourneyWorkflow:
         base_key = f"{self._input.enrollment_id}:{step.id}:{self._visits[step.id]}"
         attempt = 0
         first_attempt_at: datetime | None = None
+        held = False
         while True:
             if self._paused:
                 await self._hold(step.id)
                 if self._ended is not None:
                     return None
+                held = True
             # Each attempt after a deferral gets its own key: a reservation is idempotent per key.
             key = base_key if attempt == 0 else f"{base_key}:{attempt}"
             at = self._simulated_now()
@@ -349,6 +351,7 @@ class JourneyWorkflow:
                 first_attempt_at=first_attempt_at,
                 defer_allowed=send.on_suppressed is None,
                 webhook=send.webhook,
+                held=held,
             )
             try:
                 result: SendResult = await workflow.execute_activity(

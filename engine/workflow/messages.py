@@ -132,6 +132,9 @@ class SendInput(Message):
     """False when the step names ``on_suppressed``: a refusal takes that path at once."""
     webhook: WebhookTarget | None = None
     """The step's own webhook target, if it names one."""
+    held: bool = False
+    """An operator's pause held this send: a deferral asked again past its expiry is then
+    expired even when a slot is free (it would go out late)."""
 
 
 class GiveUpInput(Message):

@@ -180,3 +180,17 @@ def test_calendar_windows_must_be_whole_days() -> None:
         Policy.model_validate(
             {"window": "calendar", "caps": {"global": [{"max": 1, "per": "60h"}]}}
         )
+
+
+async def test_a_deferral_retried_just_past_its_expiry_is_sent_unless_a_pause_held_it(
+    client: aioredis.Redis,
+) -> None:
+    # A deferral's retry lands a little after the slot it waited for (the arbitration window,
+    # a busy worker): on time. Only a send an operator's pause held past the expiry is stale.
+    caps = service(client, on_capped={"action": "defer", "expire_after": "1d"})
+    first = datetime(2026, 11, 24, 3, tzinfo=UTC)
+    late = first + timedelta(days=1, minutes=10)
+    retried = await caps.reserve(request(someone(), late, first_attempt_at=first))
+    assert retried.allowed
+    held = await caps.reserve(request(someone(), late, first_attempt_at=first, held=True))
+    assert (held.allowed, held.action, held.rule) == (False, "expire", "held_past_expiry")
