@@ -184,7 +184,9 @@ def api(
     /reports (an API key or a link from `journey report --link`)."""
     from engine.api import ApiConfigError, create_app, serve_api
     from engine.api.auth import exposure_problem
+    from engine.caps.factory import redis_client
     from engine.runner import report_source
+    from engine.services.anomalies import watch_periodically
     from engine.services.events import redeliver_periodically
 
     settings = Settings()
@@ -211,8 +213,16 @@ def api(
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, stop.set)
                 sweeper = asyncio.create_task(redeliver_periodically(router, stop))
-                await serve_api(app_, host, port, stop)
-                await sweeper
+                redis = redis_client(settings)
+                watcher = asyncio.create_task(
+                    watch_periodically(store, redis, settings.alert_webhook, stop)
+                )
+                try:
+                    await serve_api(app_, host, port, stop)
+                    await sweeper
+                    await watcher
+                finally:
+                    await redis.aclose()
         except ApiConfigError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None

@@ -21,14 +21,18 @@ the anomaly lasts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import httpx
 import redis.asyncio as aioredis
 import structlog
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine.store import Store
 from engine.store.health import WindowCounts
@@ -130,3 +134,26 @@ async def alert(
             continue
         posted += 1
     return posted
+
+
+async def watch_periodically(
+    store: Store,
+    redis: aioredis.Redis,
+    webhook: str | None,
+    stop: asyncio.Event,
+    every: float = 300.0,
+) -> None:
+    """Check every deployed journey every ``every`` seconds until ``stop`` is set, logging and
+    alerting what it finds (run it beside the API: the status of a journey watches itself;
+    several processes may run it, the Redis key holds repeated alerts back)."""
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        while not stop.is_set():
+            try:
+                now = datetime.now(UTC)
+                for version in await store.latest_versions():
+                    found = await find_anomalies(store, version.journey_id, now)
+                    await alert(found, redis, webhook, http)
+            except (SQLAlchemyError, RedisError, OSError) as exc:
+                log.warning("anomaly_check_failed", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)

@@ -15,7 +15,7 @@ there is no rate yet (``too early``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from engine.caps.budgets import BudgetUsage, budget_usage, budgets_for
 from engine.dsl.policy import Policy
 from engine.dsl.tiers import Tiers
+from engine.services.anomalies import Anomaly, find_anomalies
 from engine.services.report import deployed_journeys, journeys_report
 from engine.store import Store, VersionNotFound
 
@@ -60,6 +61,8 @@ class JourneyStatus:
     budgets: list[BudgetStatus]
     targets: list[TargetProgress]
     due: date | None
+    anomalies: list[Anomaly] = field(default_factory=list)
+    """Rates of the last hour / day off the journey's own baseline (``services.anomalies``)."""
 
 
 def pace(
@@ -94,9 +97,10 @@ async def journey_status(
         )
         for limit in budgets_for(policy, journey.id, journey.budget, tuple(journey.tags))
     ]
+    anomalies = await find_anomalies(store, journey.id, now)
     target = journey.target
     if target is None:
-        return JourneyStatus(journey.id, journey.name, budgets, [], None)
+        return JourneyStatus(journey.id, journey.name, budgets, [], None, anomalies)
     report = await journeys_report(store, [journey.id], policy=policy, tiers=tiers, now=now)
     [measured] = report.journeys
     try:
@@ -114,7 +118,7 @@ async def journey_status(
         if goal is not None:
             projected, verdict = pace(reached, float(goal), started, now, due)
             targets.append(TargetProgress(metric, float(goal), reached, projected, verdict))
-    return JourneyStatus(journey.id, journey.name, budgets, targets, target.by)
+    return JourneyStatus(journey.id, journey.name, budgets, targets, target.by, anomalies)
 
 
 def _number(value: float) -> str:
@@ -146,4 +150,12 @@ def render(status: JourneyStatus) -> list[str]:
         if progress.projected is not None and progress.pace not in ("met", "missed"):
             line += f"; projected {_number(progress.projected)}"
         lines.append(f"{line} — {progress.pace}")
+    if not status.anomalies:
+        lines.append("anomalies: none in the last hour or day")
+    for anomaly in status.anomalies:
+        lines.append(
+            f"anomaly: {anomaly.rate} rate of the last {anomaly.window} "
+            f"{anomaly.value:.1%} ({anomaly.count} of {anomaly.sample}) against "
+            f"{anomaly.baseline:.1%} the week before (z {anomaly.z})"
+        )
     return lines

@@ -171,3 +171,17 @@ def test_the_command_names_an_unknown_journey_with_exit_code_2(
     result = CliRunner().invoke(app, ["anomalies", "nope"])
     assert result.exit_code == 2
     assert "unknown journey 'nope'" in result.output
+
+
+async def test_journey_status_lists_the_anomalies_it_finds(store: Store) -> None:
+    from engine.services.status import JourneyStatus, render
+
+    jid = await journey_with(store, sent=20, suppressed=20, failed=0)
+    lines = render(JourneyStatus(jid, "x", [], [], None, await find_anomalies(store, jid, AT)))
+    assert any(
+        line.startswith("anomaly: suppression rate of the last hour 50.0%") for line in lines
+    )
+    quiet = await journey_with(store)
+    assert "anomalies: none in the last hour or day" in render(
+        JourneyStatus(quiet, "y", [], [], None, await find_anomalies(store, quiet, AT))
+    )
