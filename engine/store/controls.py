@@ -125,7 +125,7 @@ class ControlStore(StoreCore):
         )
         async with self._engine.connect() as conn:
             counts: list[dict[str, int]] = [
-                dict((await conn.execute(q)).tuples().all()) for q in (live, entered, sent)
+                {row[0]: row[1] for row in await conn.execute(q)} for q in (live, entered, sent)
             ]
         ids = set().union(*counts)
         return {
