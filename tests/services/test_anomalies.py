@@ -3,6 +3,7 @@ day windows, logged, and POSTed once to JOURNEY_ALERT_WEBHOOK (real SQLite, Redi
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 
 from engine.cli.main import app
 from engine.domain import Delivery, Enrollment, Event
-from engine.services.anomalies import alert, find_anomalies
+from engine.services.anomalies import alert, find_anomalies, watch_periodically
 from engine.store import Store
 from tests.api.conftest import serving
 from tests.harness import RedisServer, sqlite_store
@@ -87,12 +88,13 @@ NORMAL: dict[str, int] = {
 }
 
 
-async def journey_with(store: Store, **now: int) -> str:
+async def journey_with(store: Store, at: datetime = AT, **now: int) -> str:
+    """A journey with a normal trailing week and, in the hour before ``at``, ``now``'s mix."""
     jid = f"j-{uuid.uuid4().hex[:6]}"
     await period(
         store,
         jid,
-        BASE,
+        at - (AT - BASE),
         sent=90,
         suppressed=8,
         failed=2,
@@ -100,7 +102,7 @@ async def journey_with(store: Store, **now: int) -> str:
         ended=100,
         unsubscribed=1,
     )
-    await period(store, jid, NOW, **{**NORMAL, **now})
+    await period(store, jid, at - (AT - NOW), **{**NORMAL, **now})
     return jid
 
 
@@ -185,3 +187,43 @@ async def test_journey_status_lists_the_anomalies_it_finds(store: Store) -> None
     assert "anomalies: none in the last hour or day" in render(
         JourneyStatus(quiet, "y", [], [], None, await find_anomalies(store, quiet, AT))
     )
+
+
+async def test_the_api_s_watcher_alerts_a_deployed_journey_by_itself(
+    store: Store, redis_server: RedisServer
+) -> None:
+    received: list[dict[str, Any]] = []
+    receiver = FastAPI()
+
+    @receiver.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    @receiver.post("/alerts")
+    async def take(request: Request) -> dict[str, str]:
+        received.append(await request.json())
+        return {"ok": "yes"}
+
+    now = datetime.now(UTC)
+    jid = await journey_with(store, at=now, failed=13, sent=24)
+    await store.deploy_version(jid, "h", {"id": jid}, {}, "", now)
+    client = aioredis.Redis.from_url(redis_server.url)
+    stop = asyncio.Event()
+    try:
+        async with serving(receiver) as url:
+            watcher = asyncio.create_task(
+                watch_periodically(store, client, f"{url}/alerts", stop, every=0.2)
+            )
+            for _ in range(100):  # a few checks: the first alerts, the next hold it back
+                if len(received) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+            stop.set()
+            await watcher
+    finally:
+        await client.aclose()
+    assert sorted((body["journey_id"], body["rate"], body["window"]) for body in received) == [
+        (jid, "failure", "day"),
+        (jid, "failure", "hour"),
+    ]
