@@ -7,17 +7,20 @@ import asyncio
 import hashlib
 import json
 import sqlite3
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from engine.cli.main import app
 from engine.domain import Delivery, Enrollment, Event, Profile
 from engine.services.deploy import deploy_file
+from engine.store import Store
 from tests.harness import sqlite_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +51,17 @@ def shopper(profile_id: str, zone: str, **attributes: Any) -> Profile:
     )
 
 
+async def seed_store(store: Store, zone: str) -> None:
+    """cart-recovery deployed, a VIP shopper p1 and 11 more carted people, q00 live in it."""
+    people = [shopper("p1", zone)] + [shopper(f"q{n:02d}", zone, cart_value=50) for n in range(11)]
+    await store.upsert_profiles([*people, shopper("other", zone, carted_days_ago=5)])
+    await deploy_file(store, REPO / "journeys" / "cart_recovery.yaml", datetime.now(UTC))
+    # q00 is in the journey right now in production: the forecast must not enter them.
+    await store.create_enrollment(
+        Enrollment("e-live", "cart-recovery", 1, "q00", datetime.now(UTC) - timedelta(hours=2))
+    )
+
+
 @pytest.fixture
 def store_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A real store with cart-recovery deployed, a VIP shopper p1 and 11 more carted people."""
@@ -55,15 +69,7 @@ def store_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     async def seed() -> None:
         store = await sqlite_store(tmp_path)
-        people = [shopper("p1", zone)] + [
-            shopper(f"q{n:02d}", zone, cart_value=50) for n in range(11)
-        ]
-        await store.upsert_profiles([*people, shopper("other", zone, carted_days_ago=5)])
-        await deploy_file(store, REPO / "journeys" / "cart_recovery.yaml", datetime.now(UTC))
-        # q00 is in the journey right now in production: the forecast must not enter them.
-        await store.create_enrollment(
-            Enrollment("e-live", "cart-recovery", 1, "q00", datetime.now(UTC) - timedelta(hours=2))
-        )
+        await seed_store(store, zone)
         await store.aclose()
 
     asyncio.run(seed())
@@ -364,3 +370,72 @@ def test_a_year_of_a_daily_loop_is_rehearsed_to_its_end(store_path: Path, tmp_pa
     last_wait = max(t for t, s in zip(times, steps, strict=True) if s == ("step", "rest"))
     assert horizon - last_send < timedelta(days=8)  # a send the weekly cap held, at most
     assert horizon - last_wait < timedelta(days=8)
+
+
+@pytest.mark.timeout(120)
+def test_a_rehearsal_reads_a_postgresql_store_and_writes_nothing_to_it(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = f"jsim_{uuid.uuid4().hex[:10]}"
+
+    async def prepare() -> None:
+        store = Store.from_url(postgres_url, schema=schema)
+        await store.migrate()
+        await seed_store(store, daytime_zone())
+        await store.aclose()
+
+    async def rows() -> dict[str, int]:
+        store = Store.from_url(postgres_url)
+        async with store.engine.connect() as conn:
+            tables = (
+                await conn.execute(
+                    text(
+                        "SELECT table_name FROM information_schema.tables WHERE table_schema = :s"
+                    ),
+                    {"s": schema},
+                )
+            ).scalars()
+            counted = {
+                t: (await conn.execute(text(f'SELECT count(*) FROM "{schema}"."{t}"'))).scalar_one()
+                for t in sorted(tables)
+            }
+        await store.aclose()
+        return counted
+
+    async def drop() -> None:
+        store = Store.from_url(postgres_url)
+        async with store.engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await store.aclose()
+
+    asyncio.run(prepare())
+    try:
+        # The store as a worker would reach it: the schema on the connection's search path.
+        url = f"{postgres_url}?options=-csearch_path%3D{schema}"
+        monkeypatch.setenv("JOURNEY_DATABASE_URL", url)
+        monkeypatch.setenv("JOURNEY_HOME", str(tmp_path))
+        monkeypatch.setenv("JOURNEY_JOURNEYS_DIR", str(REPO / "journeys"))
+        monkeypatch.delenv("JOURNEY_POLICY_PATH", raising=False)
+        before = asyncio.run(rows())
+
+        code, out, err = simulate(
+            "cart-recovery",
+            "--profile",
+            "p1",
+            "--days",
+            "14",
+            "--event",
+            "order_paid@+1d",
+            "--json",
+        )
+
+        assert code == 0, err
+        run = json.loads(out)
+        assert (run["entered"], run["status"], run["messages_recorded"]) == (
+            "started",
+            "converted",
+            1,
+        )
+        assert asyncio.run(rows()) == before and before["profiles"] == 13
+    finally:
+        asyncio.run(drop())
