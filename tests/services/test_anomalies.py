@@ -128,9 +128,8 @@ async def test_a_journey_like_its_baseline_has_no_anomaly(store: Store) -> None:
     assert await find_anomalies(store, jid, AT) == []
 
 
-async def test_each_anomaly_is_logged_and_posted_once(
-    store: Store, redis_server: RedisServer
-) -> None:
+def alert_receiver() -> tuple[FastAPI, list[dict[str, Any]]]:
+    """A webhook receiver that keeps the alerts POSTed to ``/alerts``."""
     received: list[dict[str, Any]] = []
     receiver = FastAPI()
 
@@ -143,6 +142,13 @@ async def test_each_anomaly_is_logged_and_posted_once(
         received.append(await request.json())
         return {"ok": "yes"}
 
+    return receiver, received
+
+
+async def test_each_anomaly_is_logged_and_posted_once(
+    store: Store, redis_server: RedisServer
+) -> None:
+    receiver, received = alert_receiver()
     jid = await journey_with(store, failed=13, sent=24)
     found = await find_anomalies(store, jid, AT)
     client = aioredis.Redis.from_url(redis_server.url)
@@ -192,18 +198,7 @@ async def test_journey_status_lists_the_anomalies_it_finds(store: Store) -> None
 async def test_the_api_s_watcher_alerts_a_deployed_journey_by_itself(
     store: Store, redis_server: RedisServer
 ) -> None:
-    received: list[dict[str, Any]] = []
-    receiver = FastAPI()
-
-    @receiver.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"ok": "yes"}
-
-    @receiver.post("/alerts")
-    async def take(request: Request) -> dict[str, str]:
-        received.append(await request.json())
-        return {"ok": "yes"}
-
+    receiver, received = alert_receiver()
     now = datetime.now(UTC)
     jid = await journey_with(store, at=now, failed=13, sent=24)
     await store.deploy_version(jid, "h", {"id": jid}, {}, "", now)
