@@ -34,6 +34,8 @@ GIVEN = {
     "GRAFANA_ADMIN_PASSWORD": "compose-check-grafana",
 }
 REQUIRED = tuple(GIVEN)
+WORKERS = ("workflow-worker", "activity-worker")
+"""One service polls workflow tasks, the other activity tasks (`journey worker --only`)."""
 
 
 def _config(**variables: str) -> subprocess.CompletedProcess[str]:
@@ -110,7 +112,8 @@ def test_prometheus_scrapes_what_the_api_and_workers_serve_and_grafana_loads_the
     result = _config(**GIVEN)
     assert result.returncode == 0, result.stderr
     services: dict[str, Any] = YAML(typ="safe").load(result.stdout)["services"]
-    worker = services["worker"]["environment"]
+    worker = services["activity-worker"]["environment"]
+    assert services["workflow-worker"]["environment"] == worker
     prometheus = services["prometheus"]
     assert prometheus["environment"]["JOURNEY_METRICS_KEY"] == METRICS_KEY
     config_path = _mounts(prometheus)["/etc/prometheus/prometheus.yml"]
@@ -122,8 +125,8 @@ def test_prometheus_scrapes_what_the_api_and_workers_serve_and_grafana_loads_the
     }
     assert targets == {
         "journey-api": {("api", 8000)},
-        "journey-worker": {("worker", int(worker["JOURNEY_METRICS_PORT"]))},
-        "temporal-sdk": {("worker", int(worker["JOURNEY_TEMPORAL_METRICS_PORT"]))},
+        "journey-worker": {(name, int(worker["JOURNEY_METRICS_PORT"])) for name in WORKERS},
+        "temporal-sdk": {(name, int(worker["JOURNEY_TEMPORAL_METRICS_PORT"])) for name in WORKERS},
     }
     assert worker["JOURNEY_METRICS_HOST"] == "0.0.0.0"
     # The API's /metrics wants a key: the one the entrypoint writes where the job reads it.

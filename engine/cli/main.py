@@ -71,7 +71,7 @@ def _configure(ctx: typer.Context) -> None:
     # traceback from inside a command. Long-running processes log at info; a one-shot
     # command's output is what it prints (simulate's timeline, a deploy's one line), so its
     # info lines wait for JOURNEY_LOG_LEVEL=info.
-    from engine.demo.worker_process import DEMO_LOG
+    from engine.demo import DEMO_LOG
     from engine.logs import configure_logging
 
     try:
@@ -149,7 +149,8 @@ def dev(
     redis_port: int = 6380,
     api_port: int = 8000,
 ) -> None:
-    """Start the embedded stack (Temporal + UI, Redis, SQLite, a worker, the API) until Ctrl-C."""
+    """Start the embedded stack (Temporal + UI, Redis, SQLite, two workers, the API) until
+    Ctrl-C."""
     from engine.devstack import run_dev
 
     _run(run_dev(Settings(), StackPorts(temporal_port, ui_port, redis_port), api_port, _say))

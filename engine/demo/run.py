@@ -29,8 +29,8 @@ from engine.activities.journey import JourneyActivities
 from engine.analytics.html import render_html
 from engine.analytics.text import format_journey
 from engine.caps.redis_caps import RedisCapService
+from engine.demo import DEMO_LOG
 from engine.demo.population import population
-from engine.demo.worker_process import DEMO_LOG, worker_process
 from engine.domain import Event, JourneyVersion
 from engine.dsl.loader import load_policy, load_segment, load_tiers
 from engine.dsl.models import EventEntry, SegmentEntry
@@ -44,6 +44,7 @@ from engine.services.segments import segment_members
 from engine.stack import EmbeddedStack, StackPorts
 from engine.store import Store
 from engine.worker import build_worker
+from engine.worker_process import worker_process
 
 log = structlog.get_logger(__name__)
 

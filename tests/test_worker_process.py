@@ -13,13 +13,13 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from engine.cli.main import app
-from engine.demo.worker_process import worker_process
 from engine.dsl.models import Journey
 from engine.servers import free_port
 from engine.services.deploy import deploy_journey
 from engine.services.enroll import Enroller
 from engine.stack import StackError
 from engine.throwaway import RedisServer
+from engine.worker_process import worker_process
 from tests.harness import person, sqlite_store
 
 pytestmark = pytest.mark.timeout(90)
@@ -96,7 +96,7 @@ async def test_a_worker_that_cannot_start_is_an_error_naming_its_log(tmp_path: P
         "JOURNEY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'journey.db'}",
     }
     log = tmp_path / "demo.log"
-    with pytest.raises(StackError, match=f"the demo's worker did not start: see {log}"):
+    with pytest.raises(StackError, match=f"the worker did not start: see {log}"):
         async with worker_process(settings, log):
             pass
     assert "cannot reach Temporal" in log.read_text(encoding="utf-8")

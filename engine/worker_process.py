@@ -1,9 +1,11 @@
-"""The demo's journey workers as processes of their own (`journey worker --only ...`).
+"""Journey workers as processes of their own (`journey worker --only ...`), for `journey demo`
+and `journey dev`.
 
-In one process with the demo's driver (entering people, sending the purchase events), workflow
-tasks wait behind the driver's work and the activities for the event loop and the GIL (a local
-activity that writes the ledger waited up to 10 s), and the SDK warns "[TMPRL1104] Workflow task
-duration exceeded 5 seconds".
+In one process with a driver (the demo entering people and sending purchase events, the API),
+workflow tasks wait behind the driver's work and the activities for the event loop and the GIL
+(a local activity that writes the ledger waited up to 10 s), and the SDK warns "[TMPRL1104]
+Workflow task duration exceeded 5 seconds". One process for workflow tasks and one for activity
+tasks keeps them apart.
 """
 
 from __future__ import annotations
@@ -18,22 +20,24 @@ from pathlib import Path
 
 from engine.stack import StackError
 
-DEMO_LOG = "demo.log"
-"""Under the demo's home: the log lines of the demo and its worker (the terminal shows
-progress)."""
-
 READY = "worker_started"
 """The line `journey worker` logs once it polls."""
 
 
 @contextlib.asynccontextmanager
 async def worker_process(
-    settings: Mapping[str, str], log_path: Path, *, role: str = "all", within: float = 60
+    settings: Mapping[str, str | None],
+    log_path: Path,
+    *,
+    role: str = "all",
+    within: float = 60,
 ) -> AsyncIterator[None]:
-    """Run ``journey worker`` with ``settings`` (``JOURNEY_*`` variables) on top of this
-    process's environment, logging to ``log_path``; wait until it polls; on the way out stop it
-    (SIGTERM: it finishes the tasks in hand) and wait. Raises StackError if it does not start.
-    ``role``: ``all``, or ``workflows`` / ``activities`` (``journey worker --only``)."""
+    """Run ``journey worker`` with ``settings`` (``JOURNEY_*`` variables; ``None`` removes one)
+    on top of this process's environment, logging to ``log_path``; wait until it polls; on the
+    way out stop it (SIGTERM: it finishes the tasks in hand) and wait. Raises StackError if it
+    does not start. ``role``: ``all``, or ``workflows`` / ``activities`` (``journey worker
+    --only``)."""
+    environment = {**os.environ, "JOURNEY_LOG_FORMAT": "json", **settings}
     with log_path.open("ab") as log_file:
         start = log_file.seek(0, os.SEEK_END)
         child = await asyncio.create_subprocess_exec(
@@ -42,7 +46,7 @@ async def worker_process(
             "engine.cli.main",
             "worker",
             *([] if role == "all" else ["--only", role]),
-            env={**os.environ, "JOURNEY_LOG_FORMAT": "json", **settings},
+            env={name: value for name, value in environment.items() if value is not None},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_file,
             stderr=asyncio.subprocess.STDOUT,
@@ -51,7 +55,8 @@ async def worker_process(
         deadline = time.monotonic() + within
         while not _ready(_since(log_path, start), role):
             if child.returncode is not None or time.monotonic() > deadline:
-                raise StackError(f"the demo's worker did not start: see {log_path}")
+                name = "worker" if role == "all" else f"{role} worker"
+                raise StackError(f"the {name} did not start: see {log_path}")
             await asyncio.sleep(0.1)
         yield
     finally:
