@@ -113,6 +113,11 @@ def sizing_table(s: Sizing, wave: Wave) -> list[str]:
         ("store growth a day", f"{s.store_gb_day:,.2f} GB", "runs x bytes kept per run"),
         ("profiles", f"{s.profiles_gb:,.1f} GB", "members x measured bytes per profile"),
         (
+            "runs a second one worker carries (busiest burst)",
+            _n(1000 / max(b["worker_cpu_ms"] for b in s.bursts)),
+            "1,000 ms / measured worker CPU ms per run in that burst",
+        ),
+        (
             "journey workers (1 core each)",
             f"{s.workers:,}",
             f"worker CPU a second in the busiest burst / {wave.utilisation:.0%}",

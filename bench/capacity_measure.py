@@ -183,10 +183,11 @@ def temporal_counters(url: str) -> dict[str, float]:
     counters: Counter[str] = Counter()
     for family in text_string_to_metric_families(page):
         for sample in family.samples:
-            if sample.name == "action" and sample.labels.get("namespace") == "default":
+            # By family: the parser names a counter's samples ``<name>_total``.
+            if family.name == "action" and sample.labels.get("namespace") == "default":
                 counters["action"] += sample.value
                 counters[f"action:{sample.labels.get('action_type', '?')}"] += sample.value
-            elif sample.name == "persistence_requests":
+            elif family.name == "persistence_requests":
                 counters["persistence"] += sample.value
                 counters[f"persistence:{sample.labels.get('operation', '?')}"] += sample.value
     return dict(counters)
@@ -336,8 +337,16 @@ PG_STATS_FLUSH = 11.0
 PostgreSQL 15), so the row writes of the worker's pooled connections are all counted."""
 
 
+async def idle_cpu_rate(worker: int, seconds: float = 10.0) -> float:
+    """CPU seconds a second the worker spends with nothing to do (its long polls): subtracted
+    from each kind's CPU for the time its runs took, which load makes longer or shorter."""
+    before = cpu_seconds(worker)
+    await asyncio.sleep(seconds)
+    return (cpu_seconds(worker) - before) / seconds
+
+
 async def run_kind(
-    setup: Setup, db: Database, queue: str, deployed: Deployed, worker: int
+    setup: Setup, db: Database, queue: str, deployed: Deployed, worker: int, idle: float
 ) -> dict[str, Any]:
     """The per-run counters of one kind's journey (absolute, not yet minus the base)."""
     runs = len(deployed.people)
@@ -362,7 +371,7 @@ async def run_kind(
     ids = [workflow_id(journey.id, p.id) for p in deployed.people]
     await asyncio.gather(*(setup.client.get_workflow_handle(i).result() for i in ids))
     seconds = time.perf_counter() - began
-    worker_cpu = cpu_seconds(worker) - before_cpu
+    worker_cpu = cpu_seconds(worker) - before_cpu - idle * seconds
     after_redis = await redis_counters(setup.redis)
     after_temporal = await settled_temporal_counters(setup.metrics_url)
     if db.schema is not None:
@@ -377,9 +386,13 @@ async def run_kind(
     per_run: dict[str, Any] = {
         "runs": runs,
         "seconds": round(seconds, 2),
-        "history_events": statistics.mean(i.history_length for i in infos),
-        "state_transitions": statistics.mean(i.state_transition_count for i in infos),
-        "history_bytes": statistics.mean(i.history_size_bytes for i in infos),
+        # The median run: a run whose workflow task timed out on the loaded machine (and was
+        # retried) has a few events more; the mean says how many there were here.
+        "history_events": statistics.median(i.history_length for i in infos),
+        "history_events_mean": statistics.mean(i.history_length for i in infos),
+        "state_transitions": statistics.median(i.state_transition_count for i in infos),
+        "state_transitions_mean": statistics.mean(i.state_transition_count for i in infos),
+        "history_bytes": statistics.median(i.history_size_bytes for i in infos),
         "actions_from_history": statistics.mean(sampled),
         "worker_cpu_ms": 1000 * worker_cpu / runs,
         "entry_cpu_ms": 1000 * entry_cpu / runs,
@@ -480,13 +493,17 @@ async def measure_database(
     settings["JOURNEY_LOG_LEVEL"] = "info"
     async with worker_process(settings, setup.home / "worker.log", within=180):
         worker = _worker_pid()
+        idle = 0.0
         for kind in ["warm-up", *kinds]:
-            result = await run_kind(setup, db, queue, deployed[kind], worker)
+            result = await run_kind(setup, db, queue, deployed[kind], worker, idle)
+            if kind == "warm-up":
+                idle = await idle_cpu_rate(worker)
             say(f"  {db.name} {kind}: {result['runs']} runs, {result['seconds']} s")
             if kind != "warm-up":
                 measured[kind] = result
     return {
         "runs": measured,
         "profile_bytes": round(profile_bytes, 1),
+        "worker_idle_cpu": round(idle, 4),
         "redis_bytes_per_person": round(await redis_bytes_per_person(setup.redis), 1),
     }
