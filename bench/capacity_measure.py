@@ -1,11 +1,12 @@
 """Measuring what one journey run costs, per step kind, on the embedded stack.
 
-One small journey per step kind (``wait``, ``wait_for``, ``branch``, ``split``, ``send``,
-``update``, each followed by ``exit``) and a ``base`` journey of ``exit`` alone run for N fresh
-people each, through a real ``journey worker`` process, the Temporal dev server (SQLite
-persistence), Redis, and the store (SQLite, and PostgreSQL when a URL is given). Each kind is
-measured as the difference of counters read before and after its runs, divided by N; a step's
-cost is its journey's cost minus the base journey's (start, ledger row, end).
+Small journeys run for N fresh people each, through a real ``journey worker`` process, the
+Temporal dev server (SQLite persistence), Redis, and the store (SQLite, and PostgreSQL when a URL
+is given): ``run`` (``exit`` alone: what every run costs), ``base`` (a 1 h wait, then ``exit``)
+and one per step kind (``wait``, ``wait_for``, ``branch``, ``split``, ``send``, ``update``: the
+step, then the wait and ``exit``). Each journey is measured as the difference of counters read
+before and after its runs, divided by N; ``bench.capacity_plan`` takes a step's cost as its
+journey's minus ``base``'s.
 
 What is read, and from where:
 
