@@ -35,6 +35,9 @@ class StackPorts:
     ui: int = 8233
     redis: int = 6380
     """Not 6379, so the embedded Redis never collides with a system one."""
+    metrics: int | None = None
+    """The Temporal server's Prometheus ``/metrics`` (``bench.capacity`` reads it); None: not
+    served."""
 
 
 class EmbeddedStack:
@@ -98,6 +101,7 @@ class EmbeddedStack:
             "--sqlite-pragma",
             "synchronous=normal",
             *attributes,
+            *(() if self.ports.metrics is None else ("--metrics-port", str(self.ports.metrics))),
         )
         await self._spawn(
             "redis",
