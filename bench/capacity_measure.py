@@ -57,7 +57,6 @@ from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from engine.demo.worker_process import worker_process
 from engine.domain import JourneyVersion, Profile
 from engine.servers import free_port
 from engine.services.deploy import deploy_file
@@ -65,6 +64,7 @@ from engine.services.enroll import Enroller
 from engine.stack import EmbeddedStack, StackPorts
 from engine.store import Store
 from engine.temporal import workflow_id
+from engine.worker_process import worker_process
 
 REPO = Path(__file__).resolve().parent.parent
 TIME_SCALE = 3600.0
