@@ -22,14 +22,18 @@ def workflow_id(journey_id: str, profile_id: str) -> str:
     return f"journey:{journey_id}:{profile_id}"
 
 
-def run_search_attributes(journey_id: str, version: int, profile_id: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(JOURNEY_ID, journey_id),
-            SearchAttributePair(JOURNEY_VERSION, str(version)),
-            SearchAttributePair(PROFILE_ID, profile_id),
-        ]
-    )
+def run_search_attributes(
+    journey_id: str, version: int, profile_id: str, step: str | None = None
+) -> TypedSearchAttributes:
+    """A new run's attributes; ``step``: its ``JourneyStep`` from the start (its first rest)."""
+    pairs: list[SearchAttributePair[str]] = [
+        SearchAttributePair(JOURNEY_ID, journey_id),
+        SearchAttributePair(JOURNEY_VERSION, str(version)),
+        SearchAttributePair(PROFILE_ID, profile_id),
+    ]
+    if step is not None:
+        pairs.append(SearchAttributePair(JOURNEY_STEP, step))
+    return TypedSearchAttributes(pairs)
 
 
 async def run_chain(

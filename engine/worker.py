@@ -6,19 +6,32 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from engine import compiled_once
 from engine.workflow.journey import JourneyWorkflow
 from engine.workflow.segment_entry import SegmentEntryWorkflow
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sandbox(SandboxedWorkflowRunner):
+    """The SDK's sandbox, with each workflow module compiled once per process, not once per
+    run (`engine.compiled_once`)."""
+
+    def prepare_workflow(self, defn: workflow._Definition) -> None:
+        compiled_once.install()  # every worker and replayer prepares its workflows first
+        super().prepare_workflow(defn)
+
 
 _DEFAULT = SandboxRestrictions.default
 # Our models are pure and deterministic; passing them through avoids re-importing pydantic models
 # in every sandboxed run (a large share of workflow-task CPU otherwise). ZoneInfo is proxied by
 # default (its cache-clearing methods are not deterministic); the interpreter only constructs
 # zones, whose rules are fixed for a given tzdata, so it is let through unproxied.
-SANDBOX = SandboxedWorkflowRunner(
+SANDBOX = _Sandbox(
     restrictions=dataclasses.replace(
         _DEFAULT,
         invalid_module_members=_DEFAULT.invalid_module_members.with_child_unrestricted(

@@ -31,6 +31,7 @@ from engine.dsl.models import EventEntry, Journey, SegmentEntry
 from engine.metrics import EngineMetrics
 from engine.store import Store
 from engine.temporal import run_search_attributes, workflow_id
+from engine.workflow.journey import first_rest
 from engine.workflow.messages import JourneyInput
 
 log = structlog.get_logger(__name__)
@@ -257,13 +258,15 @@ class Enroller:
                         timezone=profile.timezone,
                         time_scale=self._time_scale,
                         entered_at=row.entered_at,
+                        journey_step_changes_only=True,
                     ),
                     id=workflow_id(journey.id, profile.id),
                     task_queue=self._task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    # Shown from the start: the run's first upsert (an event) is not needed.
                     search_attributes=run_search_attributes(
-                        journey.id, version.version, profile.id
+                        journey.id, version.version, profile.id, first_rest(journey)
                     ),
                     static_summary=f"{journey.name} v{version.version}",
                     memo={ENROLLMENT_MEMO: row.id},

@@ -38,7 +38,8 @@ class RunRow:
     workflow_id: str
     profile_id: str | None
     step: str | None
-    """Where the run last rested (`JourneyStep`); None before its first wait."""
+    """Where the run last rested (`JourneyStep`); None before its first wait (a journey that
+    begins with a wait shows it from the run's start)."""
     status: str
     started_at: datetime | None
 

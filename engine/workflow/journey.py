@@ -3,7 +3,8 @@
 History cost is kept near a hand-written workflow with the same timers and activities: transient
 steps (branch, split, update) cost no timer; condition reads, profile updates and the final ledger
 write are local activities (one marker event each); only resting steps (wait, wait_for, a deferred
-send) upsert the `JourneyStep` search attribute. Goal and exit_on events interrupt any wait at once.
+send) upsert the `JourneyStep` search attribute, and only when it changes (the enroller starts a
+run with its first rest already shown). Goal and exit_on events interrupt any wait at once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         BranchStep,
         Else,
         ExitStep,
+        Journey,
         SendStep,
         SplitStep,
         Step,
@@ -97,6 +99,13 @@ SEND_GIVE_UP = timedelta(days=1)
 """How long one send attempt may keep retrying (a provider, Redis or the store down) before the
 run gives it up as failed: a marketing message a day late is stale, and retrying for ever kept a
 misconfigured channel's runs open indefinitely."""
+
+
+def first_rest(journey: Journey) -> str | None:
+    """The step whose ``JourneyStep`` a new run can be started with: its first step, when that
+    is a wait (where the run would set it in its first workflow task)."""
+    first = journey.steps[0]
+    return first.id if isinstance(first, WaitStep | WaitForStep) else None
 
 
 def split_bucket(journey_id: str, step_id: str, profile_id: str) -> int:
@@ -434,10 +443,22 @@ class JourneyWorkflow:
         """Hold before a send while an operator has the journey paused (no timer: a pause has
         no deadline), until resumed or stopped. Runs with no pause never reach this, so recorded
         histories replay unchanged."""
-        workflow.upsert_search_attributes([JOURNEY_STEP.value_set(PAUSED)])
+        self._show_step(PAUSED)
         workflow.set_current_details(f"paused by an operator: holding before send {step_id}")
         await workflow.wait_condition(lambda: not self._paused or self._ended is not None)
-        workflow.upsert_search_attributes([JOURNEY_STEP.value_set(step_id)])
+        self._show_step(step_id)
+
+    def _show_step(self, step: str) -> None:
+        """Set ``JourneyStep`` (one history event). A run started by an enroller that sets it
+        to the first resting step upserts only a change, so that rest and a deferral's second
+        wait at one step cost no event; runs started before upsert at every rest, and replay
+        so (the input field decides, not a patch, whose marker would cost what it saves)."""
+        if (
+            self._input.journey_step_changes_only
+            and workflow.info().typed_search_attributes.get(JOURNEY_STEP) == step
+        ):
+            return
+        workflow.upsert_search_attributes([JOURNEY_STEP.value_set(step)])
 
     async def _pause(
         self,
@@ -455,7 +476,7 @@ class JourneyWorkflow:
             return done() if done else False
         self._waiting_for = waiting_for
         self._until = workflow.now() + length
-        workflow.upsert_search_attributes([JOURNEY_STEP.value_set(step_id)])
+        self._show_step(step_id)
         local_until = self._until.astimezone(ZoneInfo(self._input.timezone))
         what = label or (
             f"waiting for {waiting_for}" if waiting_for else f"step {step_id}: waiting"

@@ -69,6 +69,9 @@ class JourneyInput(Message):
     their start time)."""
     carry: RunCarry | None = None
     """Set when an earlier run of the same enrollment continued as new."""
+    journey_step_changes_only: bool = False
+    """The run upserts ``JourneyStep`` only when it changes (the enroller starts runs with it
+    set to their first resting step); runs started without it upsert at every rest."""
 
 
 class EventSignal(Message):
