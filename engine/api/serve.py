@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 from collections.abc import Iterator
 
@@ -70,6 +71,11 @@ async def serve_api(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> 
             # out (asyncio would re-raise it through the loop and stop everything).
             raise ApiServerError(f"the API server failed to start (exit {exc.code})") from exc
 
+    # Everything alive now (modules, the app, clients) lives as long as the process: keep it out
+    # of the collector's full passes, which otherwise walk those hundreds of thousands of objects
+    # again and again while requests allocate (a batch of 500 events makes thousands).
+    gc.collect()
+    gc.freeze()
     with sock:
         serving = asyncio.create_task(run(), name="api-server")
         log.info("api_listening", host=host, port=sock.getsockname()[1])
