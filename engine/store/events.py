@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -60,7 +61,7 @@ class EventStore(StoreCore):
                             "event_id": event.event_id,
                             "profile_id": survivors.get(event.profile_id, event.profile_id),
                             "name": event.name,
-                            "properties": dict(event.properties),
+                            "properties": event.properties,
                             "occurred_at": event.occurred_at,
                             "received_at": received,
                             "delivered_at": None if event.name in pending_names else received,
@@ -88,13 +89,9 @@ class EventStore(StoreCore):
                 continue
             if event_id in inserted:
                 row = rows[event_id]
-                copy = Event(
-                    event_id=event_id,
-                    profile_id=row["profile_id"],
-                    name=event.name,
-                    occurred_at=event.occurred_at,
-                    properties=row["properties"],
-                )
+                copy = event
+                if row["profile_id"] != event.profile_id:
+                    copy = dataclasses.replace(event, profile_id=row["profile_id"])
                 results.append(records.RecordedEvent(copy, True, row["delivered_at"] is None))
             else:
                 copy, undelivered = stored[event_id]
@@ -179,7 +176,9 @@ async def _written_here(conn: AsyncConnection, event_ids: Sequence[str], count: 
         return set((await conn.execute(query)).scalars())
     found: list[tuple[int, str]] = []
     for chunk in chunks(event_ids):
-        query = select(events.c.pk, events.c.event_id).where(events.c.event_id.in_(chunk))
+        query = select(events.c.pk, events.c.event_id).where(
+            among(events.c.event_id, chunk, "sqlite")
+        )
         found.extend((pk, event_id) for pk, event_id in await conn.execute(query))
     found.sort(reverse=True)
     return {event_id for _, event_id in found[:count]}
