@@ -39,6 +39,8 @@ async def serve_api(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> 
 
     Raises ``OSError`` at once when the address cannot be bound (uvicorn would exit the
     process instead) and ``ApiServerError`` when the server ends before ``stop`` is set.
+    Before serving, what the process holds so far is frozen out of garbage collection
+    (``gc.freeze``): build the app and its clients first.
     """
     config = uvicorn.Config(
         app,
