@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 from collections.abc import Iterator
 
@@ -20,6 +21,8 @@ log = structlog.get_logger(__name__)
 
 GRACEFUL_SHUTDOWN = 10
 """Seconds in-flight requests get to finish once ``stop`` is set."""
+YOUNG_COLLECTION_THRESHOLD = 50_000
+"""Allocations between two collections of the youngest generation (CPython's default: 700)."""
 
 
 class ApiServerError(RuntimeError):
@@ -38,6 +41,9 @@ async def serve_api(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> 
 
     Raises ``OSError`` at once when the address cannot be bound (uvicorn would exit the
     process instead) and ``ApiServerError`` when the server ends before ``stop`` is set.
+    Before serving, what the process holds so far is frozen out of garbage collection
+    (``gc.freeze``; build the app and its clients first) and the youngest generation is
+    collected less often (``YOUNG_COLLECTION_THRESHOLD``): both for the whole process.
     """
     config = uvicorn.Config(
         app,
@@ -70,6 +76,16 @@ async def serve_api(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> 
             # out (asyncio would re-raise it through the loop and stop everything).
             raise ApiServerError(f"the API server failed to start (exit {exc.code})") from exc
 
+    # Everything alive now (modules, the app, clients) lives as long as the process: keep it out
+    # of the collector's full passes, which otherwise walk those hundreds of thousands of objects
+    # again and again while requests allocate. And collect the youngest objects less often: a
+    # batch of 500 events holds tens of thousands until its response is sent (reference counting
+    # frees them then), and a pass every 700 allocations walked them several times per batch,
+    # about a tenth of its CPU.
+    gc.collect()
+    gc.freeze()
+    young, older, oldest = gc.get_threshold()
+    gc.set_threshold(max(young, YOUNG_COLLECTION_THRESHOLD), older, oldest)
     with sock:
         serving = asyncio.create_task(run(), name="api-server")
         log.info("api_listening", host=host, port=sock.getsockname()[1])

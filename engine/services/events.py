@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.domain import Event, JourneyVersion
+from engine.domain import Event, JourneyVersion, Profile
 from engine.dsl.models import EventEntry
 from engine.services.enroll import Enroller
 from engine.store import RecordedEvent, Store
@@ -133,13 +133,14 @@ class EventRouter:
         for event in events:
             by_person.setdefault(event.profile_id, []).append(event)
         aliases = await self._store.merged_ids(by_person)
+        profiles = await self._entering_profiles(by_person)
         limit = asyncio.Semaphore(DELIVERY_CONCURRENCY)
         delivered: list[str] = []
 
         async def person(profile_id: str, queue: list[Event]) -> None:
             async with limit:
                 for event in queue:
-                    await self._deliver(event, aliases.get(profile_id, []), now)
+                    await self._deliver(event, aliases.get(profile_id, []), profiles, now)
                     delivered.append(event.event_id)
 
         results = await asyncio.gather(
@@ -157,7 +158,30 @@ class EventRouter:
             )
             raise errors[0]
 
-    async def _deliver(self, event: Event, aliases: list[str], now: datetime) -> None:
+    async def _entering_profiles(
+        self, by_person: dict[str, list[Event]]
+    ) -> dict[str, Profile | None]:
+        """The profile (None: unknown) of each person with an event that enters a journey, read
+        in one query for the batch rather than one per event."""
+        entries: set[str] = set()
+        for versions in (await self.listeners()).values():
+            for version in versions:
+                entry = self._enroller.journey(version).entry
+                if isinstance(entry, EventEntry):
+                    entries.add(entry.event)
+        wanted = [pid for pid, queue in by_person.items() if any(e.name in entries for e in queue)]
+        if not wanted:
+            return {}
+        found = await self._store.get_profiles(wanted)
+        return {pid: found.get(pid) for pid in wanted}
+
+    async def _deliver(
+        self,
+        event: Event,
+        aliases: list[str],
+        profiles: Mapping[str, Profile | None],
+        now: datetime,
+    ) -> None:
         listeners = await self.listeners()
         versions = listeners.get(event.name, [])
         if not versions:
@@ -168,7 +192,9 @@ class EventRouter:
             occurred_at=event.occurred_at,
             properties=event.properties,
         )
-        await asyncio.gather(*(self._to_journey(v, event, signal, aliases, now) for v in versions))
+        await asyncio.gather(
+            *(self._to_journey(v, event, signal, aliases, profiles, now) for v in versions)
+        )
 
     async def _to_journey(
         self,
@@ -176,11 +202,15 @@ class EventRouter:
         event: Event,
         signal: EventSignal,
         aliases: list[str],
+        profiles: Mapping[str, Profile | None],
         now: datetime,
     ) -> None:
         journey = self._enroller.journey(version)
         if isinstance(journey.entry, EventEntry) and journey.entry.event == event.name:
-            profile = await self._store.get_profile(event.profile_id)
+            if event.profile_id in profiles:
+                profile = profiles[event.profile_id]
+            else:  # a journey deployed since the batch's profiles were read
+                profile = await self._store.get_profile(event.profile_id)
             if profile is not None:
                 outcome = await self._enroller.enroll_one(version, profile, now)
                 if outcome != "live":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -46,39 +47,37 @@ class EventStore(StoreCore):
             require_aware(event.occurred_at)
         received = self._clock()
         people = {event.profile_id for event in events_}
-        event_ids = list(dict.fromkeys(event.event_id for event in events_))
         stmt = self._insert(events).on_conflict_do_nothing(index_elements=[events.c.event_id])
         async for attempt in retrying():
             with attempt:
                 async with self._transaction() as conn:
                     await locks.writing(conn, "events")
                     survivors = await oneid.resolve(conn, people)
-                    stored = await _stored_events(conn, event_ids)
                     rows: dict[str, dict[str, Any]] = {}
                     for event in events_:
-                        if event.event_id in rows or event.event_id in stored:
+                        if event.event_id in rows:
                             continue
                         rows[event.event_id] = {
                             "event_id": event.event_id,
                             "profile_id": survivors.get(event.profile_id, event.profile_id),
                             "name": event.name,
-                            "properties": dict(event.properties),
+                            "properties": event.properties,
                             "occurred_at": event.occurred_at,
                             "received_at": received,
                             "delivered_at": None if event.name in pending_names else received,
                         }
                     values = list(rows.values())
+                    written = 0
                     for start in range(0, len(values), CHUNK):
-                        await conn.execute(stmt, values[start : start + CHUNK])
-                    inserted = set(rows)
-                    if conn.dialect.name == "postgresql" and rows:
-                        # A concurrent transaction may have stored some of these ids since we
-                        # looked (SQLite's write lock rules that out): ours are the rows this
-                        # transaction wrote. Cheaper than INSERT ... RETURNING for a batch.
-                        inserted = await _written_here(conn, list(rows))
-                        if len(inserted) != len(rows):
-                            late = [i for i in rows if i not in inserted]
-                            stored |= await _stored_events(conn, late)
+                        result = await conn.execute(stmt, values[start : start + CHUNK])
+                        written += result.rowcount
+                    # Conflicts are skipped, not counted: when every row was written (the
+                    # common case) no id was stored before, and nothing needs reading back.
+                    inserted: set[str] = set(rows)
+                    stored: dict[str, tuple[Event, bool]] = {}
+                    if written != len(rows):
+                        inserted = await _written_here(conn, list(rows), written)
+                        stored = await _stored_events(conn, [i for i in rows if i not in inserted])
                 break
         results: list[records.RecordedEvent] = []
         first: dict[str, Event] = {}
@@ -90,13 +89,9 @@ class EventStore(StoreCore):
                 continue
             if event_id in inserted:
                 row = rows[event_id]
-                copy = Event(
-                    event_id=event_id,
-                    profile_id=row["profile_id"],
-                    name=event.name,
-                    occurred_at=event.occurred_at,
-                    properties=row["properties"],
-                )
+                copy = event
+                if row["profile_id"] != event.profile_id:
+                    copy = dataclasses.replace(event, profile_id=row["profile_id"])
                 results.append(records.RecordedEvent(copy, True, row["delivered_at"] is None))
             else:
                 copy, undelivered = stored[event_id]
@@ -165,13 +160,28 @@ class EventStore(StoreCore):
         return times
 
 
-async def _written_here(conn: AsyncConnection, event_ids: Sequence[str]) -> set[str]:
-    """Which of ``event_ids`` this PostgreSQL transaction inserted (their ``xmin`` is ours)."""
-    query = select(events.c.event_id).where(
-        among(events.c.event_id, event_ids, "postgresql"),
-        text("events.xmin = pg_current_xact_id()::xid"),
-    )
-    return set((await conn.execute(query)).scalars())
+async def _written_here(conn: AsyncConnection, event_ids: Sequence[str], count: int) -> set[str]:
+    """Which of ``event_ids`` this transaction inserted (``count`` of them).
+
+    PostgreSQL: the rows whose ``xmin`` is this transaction (another transaction may have
+    stored some of these ids since this one began). SQLite: this transaction holds the write
+    lock and SQLite numbers a new row after the largest rowid, so the rows it wrote are the
+    ``count`` with the highest ``pk``.
+    """
+    if conn.dialect.name == "postgresql":
+        query = select(events.c.event_id).where(
+            among(events.c.event_id, event_ids, "postgresql"),
+            text("events.xmin = pg_current_xact_id()::xid"),
+        )
+        return set((await conn.execute(query)).scalars())
+    found: list[tuple[int, str]] = []
+    for chunk in chunks(event_ids):
+        query = select(events.c.pk, events.c.event_id).where(
+            among(events.c.event_id, chunk, "sqlite")
+        )
+        found.extend((pk, event_id) for pk, event_id in await conn.execute(query))
+    found.sort(reverse=True)
+    return {event_id for _, event_id in found[:count]}
 
 
 async def _stored_events(
