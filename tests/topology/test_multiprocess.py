@@ -178,10 +178,10 @@ async def enter(url: str, journey_id: str, people: Sequence[str]) -> Counter[str
 
 
 async def test_killed_worker_among_many_processes_loses_no_run_and_doubles_no_send(
+    postgres: PostgresStore,
     dev_env: WorkflowEnvironment,
     tmp_path: Path,
     redis_server: RedisServer,
-    postgres: PostgresStore,
 ) -> None:
     store = postgres.store
     templates = tmp_path / "templates"
