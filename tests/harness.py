@@ -1,21 +1,26 @@
-"""A journey worker wired to real parts for tests: SQLite store, console connector, Temporal."""
+"""A journey worker wired to real parts for tests: SQLite store, console connector, Temporal;
+and `journey` commands in processes of their own."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from ruamel.yaml import YAML
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
 from temporalio.client import Client, WorkflowHandle
@@ -182,48 +187,108 @@ def person(profile_id: str, **attributes: Any) -> Profile:
     )
 
 
-def start_worker_process(
+def start_journey_process(
+    command: Sequence[str],
     env: WorkflowEnvironment,
-    database: Path,
+    database: Path | str,
     queue: str,
     log: Path,
     redis: RedisServer,
     settings: Mapping[str, str],
 ) -> subprocess.Popen[bytes]:
-    """``journey worker`` in its own process, on ``queue``, with the store at ``database``, a
-    generous contact policy and ``settings`` (``JOURNEY_*`` variables) on top; output to ``log``."""
+    """``journey <command>`` in its own process, on ``queue``, with the store at ``database`` (a
+    SQLite file, or a database URL), a generous contact policy unless ``settings`` name one, and
+    ``settings`` (``JOURNEY_*`` variables) on top; output to ``log``."""
     policy = log.parent / "policy.yaml"
-    policy.write_text("caps: {global: [{max: 100, per: 1d}]}\n", encoding="utf-8")
+    if "JOURNEY_POLICY_PATH" not in settings:
+        policy.write_text("caps: {global: [{max: 100, per: 1d}]}\n", encoding="utf-8")
     environment = {
         **os.environ,
         "JOURNEY_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-        "JOURNEY_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "JOURNEY_DATABASE_URL": (
+            database if isinstance(database, str) else f"sqlite+aiosqlite:///{database}"
+        ),
         "JOURNEY_TASK_QUEUE": queue,
         "JOURNEY_REDIS_URL": redis.url,
         "JOURNEY_POLICY_PATH": str(policy),
         **settings,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "engine.cli.main", "worker"],
+        [sys.executable, "-m", "engine.cli.main", *command],
         env=environment,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
 
 
+def start_worker_process(
+    env: WorkflowEnvironment,
+    database: Path | str,
+    queue: str,
+    log: Path,
+    redis: RedisServer,
+    settings: Mapping[str, str],
+) -> subprocess.Popen[bytes]:
+    """``journey worker`` in its own process (see :func:`start_journey_process`)."""
+    return start_journey_process(["worker"], env, database, queue, log, redis, settings)
+
+
 def stop_processes(*processes: subprocess.Popen[bytes] | None) -> None:
+    """Terminate each process still running; one that does not stop within 20 s is killed."""
     for process in processes:
         if process is not None and process.poll() is None:
             process.terminate()
+    for process in processes:
+        if process is None:
+            continue
+        try:
             process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
-async def wait_until(check: Callable[[], Any], within: float) -> None:
-    """Poll the coroutine function ``check`` until it returns true; fail after ``within`` s."""
+def print_logs(*logs: Path, last: int = 60) -> None:
+    """The last lines of each process log, for a failed test's report (pytest shows stdout)."""
+    for log in logs:
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        print(f"----- {log.name}: last {min(last, len(lines))} of {len(lines)} lines -----")
+        print("\n".join(lines[-last:]))
+
+
+async def wait_until(check: Callable[[], Any], within: float, every: float = 0.2) -> None:
+    """Poll the coroutine function ``check`` every ``every`` s until it returns true; fail
+    after ``within`` s."""
     deadline = asyncio.get_running_loop().time() + within
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(every)
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run an ASGI app with uvicorn in a thread on a free port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("stub server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 async def journey_report(store: Store, journey: Journey) -> JourneyReport:

@@ -18,8 +18,7 @@ from provider_stub import read_body
 
 from connectors.base import RetryableSendError
 from engine.caps.pacing import RedisPacer
-from tests.connectors.conftest import serve
-from tests.harness import RedisServer
+from tests.harness import RedisServer, serve
 
 pytestmark = pytest.mark.timeout(120)
 

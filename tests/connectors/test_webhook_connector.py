@@ -23,7 +23,7 @@ from connectors.base import (
     RetryableSendError,
 )
 from connectors.webhook import WebhookConnector, sign, verify_signature
-from tests.connectors.conftest import serve
+from tests.harness import serve
 
 if TYPE_CHECKING:
     from provider_stub import Provider
