@@ -70,7 +70,14 @@ async def run_dev(
                 await workers.enter_async_context(
                     worker_process(settings_of_role, log_path, role=role)
                 )
-            api = asyncio.create_task(serve_api(app, "127.0.0.1", api_port, stop))
+            listening = asyncio.Event()
+            api = asyncio.create_task(serve_api(app, "127.0.0.1", api_port, stop, listening))
+            # "ready" only once the API takes connections (or has failed to bind).
+            bound = asyncio.create_task(listening.wait())
+            await asyncio.wait({api, bound}, return_when=asyncio.FIRST_COMPLETED)
+            bound.cancel()
+            if api.done():
+                await api
             sweeper = asyncio.create_task(redeliver_periodically(router, stop))
             say(f"Temporal UI   {stack.ui_url}")
             say(

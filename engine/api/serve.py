@@ -36,8 +36,16 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve_api(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
+async def serve_api(
+    app: FastAPI,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    listening: asyncio.Event | None = None,
+) -> None:
     """Serve ``app`` on ``host:port`` until ``stop`` is set, then shut down gracefully.
+    ``listening`` is set once the port takes connections (they wait in its backlog until the
+    server accepts them).
 
     Raises ``OSError`` at once when the address cannot be bound (uvicorn would exit the
     process instead) and ``ApiServerError`` when the server ends before ``stop`` is set.
@@ -63,6 +71,7 @@ async def serve_api(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> 
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(config.backlog)
         sock.setblocking(False)
     except OSError:
         sock.close()
@@ -89,6 +98,8 @@ async def serve_api(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> 
     with sock:
         serving = asyncio.create_task(run(), name="api-server")
         log.info("api_listening", host=host, port=sock.getsockname()[1])
+        if listening is not None:
+            listening.set()
         stopping = asyncio.create_task(stop.wait(), name="api-stop")
         try:
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
