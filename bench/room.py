@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,8 +88,12 @@ class Machine:
         return None
 
 
-def too_large(runs: int, footprint: Footprint, machine: Machine, what: str) -> str | None:
-    """Why ``runs`` waiting runs would not fit on ``machine`` (None when they would)."""
+def too_large(
+    people: int, runs_per_person: float, footprint: Footprint, machine: Machine
+) -> str | None:
+    """Why ``people`` (``runs_per_person`` waiting runs each, baselines included) would not fit
+    on ``machine``; None when they would."""
+    runs = round(people * runs_per_person)
     memory = machine.memory_available - machine.memory_floor
     disk = machine.disk_free - DISK_FLOOR
     need_memory, need_disk = footprint.memory(runs), footprint.disk(runs)
@@ -100,18 +104,24 @@ def too_large(runs: int, footprint: Footprint, machine: Machine, what: str) -> s
         short.append(f"about {need_memory / GiB:.1f} GiB of memory ({memory / GiB:.1f} left)")
     if need_disk > disk:
         short.append(f"about {need_disk / GiB:.1f} GiB of disk ({disk / GiB:.1f} free)")
+    fits = int(footprint.largest(memory, disk) / runs_per_person)
     return (
-        f"{what} needs {' and '.join(short)}; this machine holds about "
-        f"{footprint.largest(memory, disk):,} waiting runs"
+        f"{people:,} people ({runs:,} waiting runs) need {' and '.join(short)}; "
+        f"this machine holds about {fits:,} people"
     )
 
 
-async def guarded(work: Coroutine[Any, Any, T], folder: Path, every: float = 2.0) -> T:
-    """Run ``work`` while memory and the disk of ``folder`` stay above their floors; else
-    cancel it (its clean-up runs) and raise OutOfRoom."""
+async def guarded(
+    work: Coroutine[Any, Any, T],
+    folder: Path,
+    every: float = 2.0,
+    low: Callable[[Path], str | None] = lambda folder: Machine.read(folder).low(),
+) -> T:
+    """Run ``work`` while memory and the disk of ``folder`` stay above their floors (``low``
+    says what ran under its floor); else cancel it (its clean-up runs) and raise OutOfRoom."""
     task = asyncio.ensure_future(work)
     while not task.done():
-        problem = Machine.read(folder).low()
+        problem = low(folder)
         if problem is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -321,13 +321,23 @@ class Bench:
             self.say(f"the journey's wave: {len(wave_people):,} runs wake at {minute:%H:%M} UTC")
             await self.enrol(client, enroller, version, wave_people, raw[raw_week:], week, advance)
         total = len(people) + len(raw)
+        result = self.result
+        self.say(
+            f"enrolled {self.enrolled:,} at {result.enrolled_per_s:.1f}/s, raw starts "
+            f"{self.raw_started:,} at {result.raw_per_s:.1f}/s"
+        )
         late = not await self.all_waiting(client, total, minute)
         footprints = self.result.footprints
         footprints.waiting, footprints.runs = self.footprint(), total
+        self.say(
+            f"{total:,} runs waiting: "
+            + ", ".join(f"{name} {size / MiB:.0f} MB" for name, size in footprints.waiting.items())
+        )
         first = Wave("journey", len(wave_people), self.capped(wave_people), late=late)
         await self.precap(first.capped)
         await self.wave(client, store, first, minute, f"JourneyId = '{JOURNEY}'", version.version)
         self.result.waves.append(first)
+        self.say(f"the journey's wave drained in {first.drain:.1f}s ({first.rate:.1f} sends/s)")
 
         baseline = [f"h{n:07d}" for n in range(args.wave)]
         await store.upsert_profiles([Profile(pid, timezone=TIMEZONE) for pid in baseline])
@@ -343,6 +353,7 @@ class Bench:
         second.late = not await self.all_started(client, query, len(baseline), minute)
         await self.wave(client, store, second, minute, query, version.version)
         self.result.waves.append(second)
+        self.say(f"the baseline's wave drained in {second.drain:.1f}s ({second.rate:.1f} sends/s)")
 
     async def seed(self, store: Store, people: Sequence[str]) -> None:
         with self.phases.phase("seeding people", len(people)) as advance:
@@ -493,11 +504,13 @@ class Bench:
         runs: str,
         version: int,
     ) -> None:
-        before = histograms(await scrape(self.metrics_url))
-        log_start = self.log.stat().st_size
         done = f"{runs} AND ExecutionStatus = 'Completed'"
         already = await self.count(client, done)
         with self.phases.phase(f"{wave.name}: to {minute:%H:%M}", 1) as advance:
+            # The metrics and the log from just before the wave: only the wave is counted.
+            await asyncio.sleep(max(0.0, (minute - datetime.now(UTC)).total_seconds() - 2))
+            before = histograms(await scrape(self.metrics_url))
+            log_start = self.log.stat().st_size
             await asyncio.sleep(max(0.0, (minute - datetime.now(UTC)).total_seconds()))
             advance(1)
         with self.phases.phase(f"{wave.name} wave draining", wave.runs) as advance:
@@ -676,10 +689,11 @@ def main() -> None:
     args.home = args.home or Path(tempfile.mkdtemp(prefix="journey-bench-scale-"))
     args.home.mkdir(parents=True, exist_ok=True)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
-    runs = args.people + args.raw + args.wave
-    problem = too_large(runs, FOOTPRINT, Machine.read(args.home), f"{args.people:,} people")
+    # The raw starts and the baseline's wave are waiting runs too.
+    per_person = (args.people + args.raw + args.wave) / args.people
+    problem = too_large(args.people, per_person, FOOTPRINT, Machine.read(args.home))
     if problem:
-        sys.exit(f"not started: {problem}; use --people with fewer")
+        sys.exit(f"not started: {problem}: ask for fewer with --people")
     began = time.monotonic()
     with live_progress() as (say, phases):
         try:
