@@ -67,7 +67,7 @@ import httpx
 import redis.asyncio as aioredis
 import structlog
 from sqlalchemy import func, select
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 
 from bench.connectors import receiver
@@ -75,6 +75,7 @@ from bench.handwritten import HandWrittenWave
 from bench.ingest import raw_starts
 from bench.room import (
     Footprint,
+    GiB,
     Machine,
     MiB,
     OutOfRoom,
@@ -128,13 +129,15 @@ TEMPLATE = 'text: "Good morning {{ profile.id }}: your week is up."\n'
 CALL = 1000
 """People per ``enroll`` call, so the bar moves."""
 FOOTPRINT = Footprint(
-    memory_fixed=600 * MiB,
-    memory_per_10k=400 * MiB,
+    memory_fixed=1 * GiB,
+    memory_per_10k=700 * MiB,
     disk_fixed=100 * MiB,
     disk_per_10k=400 * MiB,
 )
-"""Conservative per-10,000 figures for the check before a run (bench.room); measured by this
-bench on 2026-12-06 (see the README's Measured section) and rounded up."""
+"""For the check before a run (bench.room), rounded up from this bench's own figures on
+2026-12-06: the empty stack and two workers at full workflow cache, then per 10,000 waiting
+runs about 630 MB of Temporal server and worker memory (2,000 people; the workers' part stops
+growing once their workflow cache is full) and 230 MB of Temporal database plus its WAL."""
 
 
 WAITING = f"JourneyId = '{JOURNEY}' AND ExecutionStatus = 'Running' AND JourneyStep = 'wait'"
@@ -201,6 +204,11 @@ class Wave:
     sent: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     timeouts: int = 0
+    """Workflow tasks a worker held past their 10 s start-to-close timeout, since the wave
+    minute (each was handed out again)."""
+    sticky_timeouts: int = 0
+    """Tasks that waited over 5 s on a worker's sticky queue and went to the shared one instead
+    (no harm done beyond the wait and a replay)."""
     over_cap: int = 0
     slow_warnings: int = 0
     execution: tuple[str, Buckets] | None = None
@@ -211,6 +219,16 @@ class Wave:
     @property
     def rate(self) -> float:
         return self.sent / self.drain if self.drain > 0 else math.nan
+
+    def line(self) -> str:
+        """The figures in one line, printed as soon as the wave is measured."""
+        return (
+            f"{self.name} wave: {self.runs:,} runs drained in {self.drain:.1f}s, {self.sent:,} "
+            f"sent ({self.rate:.1f}/s), {self.over_cap} over a cap, {self.timeouts} workflow-"
+            f"task timeouts, {self.slow_warnings} {SLOW_WORKFLOW_TASK}, workflow task execution "
+            f"p50/p99 {_quantiles(self.execution)}, schedule-to-start "
+            f"{_quantiles(self.schedule_to_start)}"
+        )
 
 
 @dataclass
@@ -267,6 +285,9 @@ class Bench:
                     "JOURNEY_POLICY_PATH": str(journeys / "policy.yaml"),
                     "JOURNEY_WEBHOOK_URL": url,
                     "JOURNEY_WEBHOOK_SECRET": "bench-secret",
+                    # Bytecode caching on, as in production (the image compiles it): without it
+                    # the sandbox compiles the interpreter from source for every new run.
+                    "PYTHONDONTWRITEBYTECODE": "",
                 }
                 for role in ("workflows", "activities"):
                     extra = {"JOURNEY_TEMPORAL_METRICS_PORT": metrics.split(":")[1]}
@@ -337,7 +358,7 @@ class Bench:
         await self.precap(first.capped)
         await self.wave(client, store, first, minute, f"JourneyId = '{JOURNEY}'", version.version)
         self.result.waves.append(first)
-        self.say(f"the journey's wave drained in {first.drain:.1f}s ({first.rate:.1f} sends/s)")
+        self.say(first.line())
 
         baseline = [f"h{n:07d}" for n in range(args.wave)]
         await store.upsert_profiles([Profile(pid, timezone=TIMEZONE) for pid in baseline])
@@ -353,7 +374,7 @@ class Bench:
         second.late = not await self.all_started(client, query, len(baseline), minute)
         await self.wave(client, store, second, minute, query, version.version)
         self.result.waves.append(second)
-        self.say(f"the baseline's wave drained in {second.drain:.1f}s ({second.rate:.1f} sends/s)")
+        self.say(second.line())
 
     async def seed(self, store: Store, people: Sequence[str]) -> None:
         with self.phases.phase("seeding people", len(people)) as advance:
@@ -386,6 +407,9 @@ class Bench:
             theirs = raw[round_ * len(raw) // rounds : (round_ + 1) * len(raw) // rounds]
             order = ("enroll", "raw") if (round_ + len(raw)) % 2 == 0 else ("raw", "enroll")
             for side in order:
+                # Each side starts with the workers idle, so neither pays for the other's runs
+                # still on their way to their timers.
+                await self.settle(client)
                 began = time.perf_counter()
                 if side == "enroll":
                     for at in range(0, len(mine), CALL):
@@ -406,6 +430,14 @@ class Bench:
         result.enrolled_per_s = self.enrolled / result.enrol_seconds
         if self.raw_started:
             result.raw_per_s = self.raw_started / self.raw_seconds
+
+    async def settle(self, client: Client, within: float = 300) -> None:
+        """Until every run started so far waits at its timer (or ``within`` seconds passed)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if await self.count(client, WAITING) >= self.enrolled + self.raw_started:
+                return
+            await asyncio.sleep(0.5)
 
     async def count(self, client: Client, query: str) -> int:
         return (await client.count_workflows(query)).count
@@ -557,10 +589,10 @@ class Bench:
                     enrollments.c.journey_version == version,
                 )
             )
-            owner = dict(people.tuples().all())
+            owner = {enrollment: person for enrollment, person in people}
         wave.drain = (last - minute).total_seconds()
         await self.over_cap(wave, owner)
-        wave.timeouts = await self.timeouts(client, runs, wave)
+        await self.timeouts(client, runs, wave, minute)
 
     async def over_cap(self, wave: Wave, owner: dict[str, str]) -> None:
         """Messages the receiver got beyond each person's allowance: none for those capped
@@ -575,24 +607,29 @@ class Bench:
         wave.sent = sum(got.values())
         wave.over_cap = sum(max(0, n - (pid not in wave.capped)) for pid, n in got.items())
 
-    async def timeouts(self, client: Client, runs: str, wave: Wave) -> int:
-        """Workflow-task timeouts in the histories of the wave's runs."""
+    async def timeouts(self, client: Client, runs: str, wave: Wave, minute: datetime) -> None:
+        """Workflow-task timeouts in the histories of the wave's runs, from ``minute`` on."""
         ids = [
             w.id async for w in client.list_workflows(f"{runs} AND ExecutionStatus = 'Completed'")
         ]
         limit = asyncio.Semaphore(20)
-        found = 0
+        kinds: Counter[int] = Counter()
         with self.phases.phase(f"{wave.name}: reading histories", len(ids)) as advance:
 
             async def read(wid: str) -> None:
-                nonlocal found
                 async with limit:
                     async for event in client.get_workflow_handle(wid).fetch_history_events():
-                        found += event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
+                        if (
+                            event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
+                            and event.event_time.ToDatetime(UTC) >= minute
+                        ):
+                            attributes = event.workflow_task_timed_out_event_attributes
+                            kinds[attributes.timeout_type] += 1
                 advance(1)
 
             await asyncio.gather(*(read(wid) for wid in ids))
-        return found
+        wave.timeouts = kinds[TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE]
+        wave.sticky_timeouts = kinds[TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START]
 
 
 # -- the summary --------------------------------------------------------------------------------
@@ -634,6 +671,7 @@ def summary(result: Result, took: float) -> list[str]:
         )
         for label, key in (
             ("workflow-task timeouts (aim 0)", "timeouts"),
+            ("sticky schedule-to-start timeouts", "sticky_timeouts"),
             ("sends over a cap (aim 0)", "over_cap"),
             (f"{SLOW_WORKFLOW_TASK} warnings (aim 0)", "slow_warnings"),
         ):
