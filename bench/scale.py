@@ -127,6 +127,8 @@ on_capped: {action: skip}
 """
 TEMPLATE = 'text: "Good morning {{ profile.id }}: your week is up."\n'
 CALL = 1000
+STALLED = 120
+"""Seconds without a run finishing after which a wave counts as drained."""
 """People per ``enroll`` call, so the bar moves."""
 FOOTPRINT = Footprint(
     memory_fixed=1 * GiB,
@@ -330,12 +332,12 @@ class Bench:
         raw_week = args.raw * (len(people) - len(wave_people)) // max(1, len(people))
         with self.phases.phase("enrolling", len(people) + len(raw)) as advance:
             weekly = people[: len(people) - len(wave_people)]
+            began = time.monotonic()
             await self.enrol(client, enroller, week, weekly, raw[:raw_week], week, advance)
+            # The pace on the clock, waits for the workers included, sets the wave's minute.
+            pace = (len(weekly) + raw_week) / (time.monotonic() - began)
             behind = self.enrolled + self.raw_started - await self.count(client, WAITING)
-            minute = wave_minute(
-                (len(wave_people) + behind) / self.result.enrolled_per_s
-                + (args.raw - raw_week) / self.result.raw_per_s
-            )
+            minute = wave_minute((len(wave_people) + args.raw - raw_week + behind) / pace)
             version, _ = await deploy_journey(
                 store, journey({"until": f"{minute:%H:%M}"}), templates, datetime.now(UTC)
             )
@@ -364,7 +366,7 @@ class Bench:
         await store.upsert_profiles([Profile(pid, timezone=TIMEZONE) for pid in baseline])
         second = Wave(BASELINE, len(baseline), self.capped(baseline))
         await self.precap(second.capped)
-        minute = wave_minute(len(baseline) / self.result.enrolled_per_s)
+        minute = wave_minute(len(baseline) / pace)
         version, _ = await deploy_journey(
             store, journey({"until": f"{minute:%H:%M}"}), templates, datetime.now(UTC)
         )
@@ -546,12 +548,17 @@ class Bench:
             await asyncio.sleep(max(0.0, (minute - datetime.now(UTC)).total_seconds()))
             advance(1)
         with self.phases.phase(f"{wave.name} wave draining", wave.runs) as advance:
-            finished = 0
+            finished, moved = 0, time.monotonic()
             while finished < wave.runs:
                 await asyncio.sleep(1)
                 now = await self.count(client, done) - already
                 advance(now - finished)
-                finished = now
+                if now > finished:
+                    finished, moved = now, time.monotonic()
+                elif time.monotonic() - moved > STALLED:
+                    # Runs that missed the minute wait for tomorrow's: report what drained.
+                    self.say(f"{wave.runs - finished:,} {wave.name} runs did not wake; going on")
+                    break
         after = histograms(await scrape(self.metrics_url))
         for metric, slot in (
             (WORKFLOW_TASK_EXECUTION, "execution"),
