@@ -50,8 +50,9 @@ registered too, so both waves run on the very same processes). The journey, ``sc
 the per-10,000 figures in `FOOTPRINT`; a run that would not fit stops there, and one that runs
 the machine low anyway stops (servers shut down) with a message (bench.room). The workers run
 with bytecode caching on whatever ``PYTHONDONTWRITEBYTECODE`` says, as in production: without
-it the sandbox compiles the interpreter from source for every run it loads (on a loaded machine
-a 500-run wave then logged 260 TMPRL1104 warnings; with it, none).
+it the sandbox compiles the interpreter from source for every run it loads (a 2,000-person run
+on a loaded machine then logged 260 TMPRL1104 warnings in its 500-run wave; with it on, a
+20,000-person run logged 1 in its 4,000-run wave).
 """
 
 from __future__ import annotations
