@@ -121,10 +121,10 @@ class AsIfIdempotent:
 
 
 @contextlib.asynccontextmanager
-async def receiver() -> AsyncIterator[str]:
-    """bench.receiver in a child process on a free port; yields its URL."""
+async def receiver(app: str = "bench.receiver:app") -> AsyncIterator[str]:
+    """bench.receiver (``app``) in a child process on a free port; yields its URL."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "bench.receiver:app", "--port", str(port)]
+    command = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
     flags = ["--log-level", "warning", "--no-access-log", "--lifespan", "off"]
     url = f"http://127.0.0.1:{port}/hook"
     async with child_server([*command, *flags], lambda c: c.post(url, content=b"{}"), "receiver"):

@@ -20,17 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import math
 import os
-import re
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
-import httpx
 import structlog
 from temporalio.runtime import (
     LogForwardingConfig,
@@ -40,20 +35,19 @@ from temporalio.runtime import (
     TelemetryConfig,
 )
 
+from bench.sdk_metrics import (
+    METRICS,
+    SLOW_WORKFLOW_TASK,
+    histograms,
+    quantile,
+    scrape_until,
+    unit,
+)
 from engine.demo.run import DemoOptions, run_demo
 from engine.servers import free_port
 from engine.stack import StackPorts
 
 REPO = Path(__file__).resolve().parent.parent
-METRICS = (
-    "temporal_workflow_task_execution_latency",
-    "temporal_workflow_task_schedule_to_start_latency",
-    "temporal_activity_execution_latency",
-    "temporal_local_activity_execution_latency",
-    "temporal_local_activity_succeed_endtoend_latency",
-)
-_BUCKET = re.compile(r"^(\w+)_bucket\{(.*)\} (\S+)$")
-_LE = re.compile(r'le="([^"]+)"')
 
 
 class _Counter(logging.Handler):
@@ -64,43 +58,10 @@ class _Counter(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if "TMPRL1104" in message:
+        if SLOW_WORKFLOW_TASK in message:
             self.slow += 1
         elif len(self.warnings) < 20:
             self.warnings.append(message[:200])
-
-
-def histograms(text: str) -> dict[str, list[tuple[float, float]]]:
-    """Cumulative buckets per metric (label sets summed): [(upper bound, count)], sorted."""
-    summed: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
-    for line in text.splitlines():
-        match = _BUCKET.match(line)
-        if not match:
-            continue
-        name, labels, value = match.groups()
-        le = _LE.search(labels)
-        if le:
-            summed[name][math.inf if le.group(1) == "+Inf" else float(le.group(1))] += float(value)
-    return {name: sorted(buckets.items()) for name, buckets in summed.items()}
-
-
-def quantile(buckets: list[tuple[float, float]], q: float) -> float:
-    """The upper bound of the bucket holding the q-quantile (an over-estimate, never under)."""
-    total = buckets[-1][1] if buckets else 0
-    for bound, count in buckets:
-        if total and count >= q * total:
-            return bound
-    return math.nan
-
-
-async def scrape_until(url: str, done: asyncio.Event, into: list[str]) -> None:
-    """Keep the last scrape of ``url`` in ``into[0]`` until ``done`` (the process may end)."""
-    async with httpx.AsyncClient() as http:
-        while not done.is_set():
-            with contextlib.suppress(httpx.HTTPError):
-                into[:] = [(await http.get(url)).text]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), 1)
 
 
 _WORKER_TELEMETRY = """\
@@ -177,17 +138,17 @@ async def measure(profiles: int, activities: int, in_process: bool) -> None:
         took = time.monotonic() - started
         text = scraped[0] if scraped else ""
         if options.log_path.exists():
-            counter.slow += options.log_path.read_text(encoding="utf-8").count("TMPRL1104")
+            counter.slow += options.log_path.read_text(encoding="utf-8").count(SLOW_WORKFLOW_TASK)
     print(f"demo of {profiles} profiles took {took:.0f}s")
     found = histograms(text)
     for metric in METRICS:
         for name, buckets in found.items():
             if name.startswith(metric):
-                unit = "s" if name.endswith("_seconds") else "ms"
+                u = unit(name)
                 print("  buckets:", ", ".join(f"{b:g}:{c:.0f}" for b, c in buckets))
                 print(
-                    f"{name}: n={buckets[-1][1]:.0f} p50<={quantile(buckets, 0.5)}{unit} "
-                    f"p99<={quantile(buckets, 0.99)}{unit} max<={quantile(buckets, 1.0)}{unit}"
+                    f"{name}: n={buckets[-1][1]:.0f} p50<={quantile(buckets, 0.5)}{u} "
+                    f"p99<={quantile(buckets, 0.99)}{u} max<={quantile(buckets, 1.0)}{u}"
                 )
     print(f"TMPRL1104 warnings: {counter.slow}")
     for line in counter.warnings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from typing import Literal
 
@@ -50,9 +50,11 @@ async def journey_worker(
     store: Store,
     metrics: EngineMetrics | None = None,
     role: Role = "all",
+    extra_workflows: Sequence[type] = (),
 ) -> AsyncIterator[Worker]:
     """A worker with every port wired; connector problems are reported before it polls.
-    ``metrics`` counts its sends and segment entries; ``role`` what it polls for."""
+    ``metrics`` counts its sends and segment entries; ``role`` what it polls for;
+    ``extra_workflows`` see `build_worker`."""
     metrics = metrics if metrics is not None else EngineMetrics()
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
     pacing = redis_client(settings)
@@ -88,6 +90,7 @@ async def journey_worker(
             polled,
             workflows=role != "activities",
             remote_activities=role != "workflows",
+            extra_workflows=extra_workflows,
         )
     finally:
         await registry.aclose()
@@ -136,8 +139,11 @@ def use_temporal_metrics(settings: Settings) -> None:
         raise StackError(f"JOURNEY_TEMPORAL_METRICS_PORT: {exc}") from None
 
 
-async def run_worker(settings: Settings, role: Role = "all") -> None:
-    """Poll until SIGINT/SIGTERM, then finish in-flight tasks and exit.
+async def run_worker(
+    settings: Settings, role: Role = "all", extra_workflows: Sequence[type] = ()
+) -> None:
+    """Poll until SIGINT/SIGTERM, then finish in-flight tasks and exit (``extra_workflows``:
+    see `build_worker`).
 
     With ``JOURNEY_METRICS_PORT`` the engine's metrics are served at ``/metrics`` there, with
     ``JOURNEY_TEMPORAL_METRICS_PORT`` the Temporal SDK's (both on ``JOURNEY_METRICS_HOST``)."""
@@ -160,7 +166,10 @@ async def run_worker(settings: Settings, role: Role = "all") -> None:
                     raise StackError(f"JOURNEY_METRICS_PORT: {exc}") from None
                 log.info("metrics_listening", host=host, port=port)
             client = await connect(settings.temporal_address, settings.temporal_namespace)
-            async with journey_worker(settings, client, store, metrics, role) as worker, worker:
+            async with (
+                journey_worker(settings, client, store, metrics, role, extra_workflows) as worker,
+                worker,
+            ):
                 log.info("worker_started", task_queue=settings.task_queue, role=role)
                 await stop.wait()
     finally:

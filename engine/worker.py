@@ -53,6 +53,7 @@ def build_worker(
     workflow_runner: WorkflowRunner = SANDBOX,
     workflows: bool = True,
     remote_activities: bool = True,
+    extra_workflows: Sequence[type] = (),
 ) -> Worker:
     """A worker for the journey and segment-entry workflows with ``activities``.
 
@@ -60,11 +61,13 @@ def build_worker(
     non-deterministic workflow code; a rehearsal, which replays nothing, may run without it.
     ``workflows=False``: activities only (`journey worker --only activities`);
     ``remote_activities=False``: workflow tasks and their local activities only, no activity
-    tasks (`journey worker --only workflows`: it would take sends it cannot run)."""
+    tasks (`journey worker --only workflows`: it would take sends it cannot run).
+    ``extra_workflows``: more workflow classes on the same queue and activities (a benchmark's
+    hand-written baseline next to the journeys, on the same worker)."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[JourneyWorkflow, SegmentEntryWorkflow] if workflows else [],
+        workflows=[JourneyWorkflow, SegmentEntryWorkflow, *extra_workflows] if workflows else [],
         activities=list(activities),
         workflow_runner=workflow_runner,
         max_concurrent_activities=max_concurrent_activities,

@@ -31,19 +31,21 @@ async def worker_process(
     *,
     role: str = "all",
     within: float = 60,
-) -> AsyncIterator[None]:
+    module: str = "engine.cli.main",
+) -> AsyncIterator[int]:
     """Run ``journey worker`` with ``settings`` (``JOURNEY_*`` variables; ``None`` removes one)
     on top of this process's environment, logging to ``log_path``; wait until it polls; on the
     way out stop it (SIGTERM: it finishes the tasks in hand) and wait. Raises StackError if it
     does not start. ``role``: ``all``, or ``workflows`` / ``activities`` (``journey worker
-    --only``)."""
+    --only``). ``module``: run as ``python -m <module> worker [--only ROLE]`` (a benchmark's own
+    entry that adds a workflow to `engine.runner.run_worker`). Yields the process id."""
     environment = {**os.environ, "JOURNEY_LOG_FORMAT": "json", **settings}
     with log_path.open("ab") as log_file:
         start = log_file.seek(0, os.SEEK_END)
         child = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "engine.cli.main",
+            module,
             "worker",
             *([] if role == "all" else ["--only", role]),
             env={name: value for name, value in environment.items() if value is not None},
@@ -58,7 +60,7 @@ async def worker_process(
                 name = "worker" if role == "all" else f"{role} worker"
                 raise StackError(f"the {name} did not start: see {log_path}")
             await asyncio.sleep(0.1)
-        yield
+        yield child.pid
     finally:
         if child.returncode is None:
             child.terminate()
