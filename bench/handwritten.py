@@ -51,18 +51,7 @@ class HandWrittenCartRecovery:
             )
             if pause:
                 await workflow.sleep(timedelta(days=2) / input.time_scale)
-        await workflow.execute_local_activity(
-            "finish_run",
-            FinishInput(
-                enrollment_id=input.enrollment_id,
-                status="completed",
-                exit_step="done",
-                path=[],
-                variants={},
-                ended_at=workflow.now(),
-            ),
-            start_to_close_timeout=local,
-        )
+        await _finish(input)
 
 
 @workflow.defn(name="HandWrittenWave")
@@ -99,15 +88,20 @@ class HandWrittenWave:
             ),
             start_to_close_timeout=timedelta(seconds=30),
         )
-        await workflow.execute_local_activity(
-            "finish_run",
-            FinishInput(
-                enrollment_id=input.enrollment_id,
-                status="completed",
-                exit_step="done",
-                path=[],
-                variants={},
-                ended_at=workflow.now(),
-            ),
-            start_to_close_timeout=timedelta(seconds=30),
-        )
+        await _finish(input)
+
+
+async def _finish(input: JourneyInput) -> None:
+    """The ledger write that ends a run, as the interpreter's ``finish_run``."""
+    await workflow.execute_local_activity(
+        "finish_run",
+        FinishInput(
+            enrollment_id=input.enrollment_id,
+            status="completed",
+            exit_step="done",
+            path=[],
+            variants={},
+            ended_at=workflow.now(),
+        ),
+        start_to_close_timeout=timedelta(seconds=30),
+    )
