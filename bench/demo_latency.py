@@ -38,8 +38,8 @@ from temporalio.runtime import (
 from bench.sdk_metrics import (
     METRICS,
     SLOW_WORKFLOW_TASK,
+    bound,
     histograms,
-    quantile,
     scrape_until,
     unit,
 )
@@ -147,8 +147,8 @@ async def measure(profiles: int, activities: int, in_process: bool) -> None:
                 u = unit(name)
                 print("  buckets:", ", ".join(f"{b:g}:{c:.0f}" for b, c in buckets))
                 print(
-                    f"{name}: n={buckets[-1][1]:.0f} p50<={quantile(buckets, 0.5)}{u} "
-                    f"p99<={quantile(buckets, 0.99)}{u} max<={quantile(buckets, 1.0)}{u}"
+                    f"{name}: n={buckets[-1][1]:.0f} p50 {bound(buckets, 0.5, u)} "
+                    f"p99 {bound(buckets, 0.99, u)} max {bound(buckets, 1.0, u)}"
                 )
     print(f"TMPRL1104 warnings: {counter.slow}")
     for line in counter.warnings:

@@ -99,9 +99,9 @@ from bench.sdk_metrics import (
     WORKFLOW_TASK_EXECUTION,
     WORKFLOW_TASK_SCHEDULE_TO_START,
     Buckets,
+    bound,
     find,
     histograms,
-    quantile,
     scrape,
     since,
     unit,
@@ -713,7 +713,7 @@ def _quantiles(found: tuple[str, Buckets] | None) -> str:
     if found is None or not found[1] or not found[1][-1][1]:
         return "-"
     name, buckets = found
-    return f"{quantile(buckets, 0.5):g}/{quantile(buckets, 0.99):g}{unit(name)}"
+    return f"{bound(buckets, 0.5, unit(name))} / {bound(buckets, 0.99, unit(name))}"
 
 
 # -- entry points -------------------------------------------------------------------------------

@@ -58,6 +58,16 @@ def quantile(buckets: Buckets, q: float) -> float:
     return math.nan
 
 
+def bound(buckets: Buckets, q: float, unit: str) -> str:
+    """The q-quantile as its bucket says it: ``<=100ms``, or ``>1000ms`` past the last finite
+    bucket (the SDK's workflow-task execution buckets end at 1 s, so "inf" means over it)."""
+    found = quantile(buckets, q)
+    if found == math.inf:
+        finite = [b for b, _ in buckets if b != math.inf]
+        return f">{finite[-1]:g}{unit}" if finite else "-"
+    return f"<={found:g}{unit}"
+
+
 def since(before: Buckets, after: Buckets) -> Buckets:
     """The observations ``after`` holds that ``before`` (an earlier scrape) did not."""
     earlier = dict(before)
