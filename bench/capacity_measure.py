@@ -57,12 +57,12 @@ from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from bench.ingest import Database
 from engine.domain import JourneyVersion, Profile
 from engine.servers import free_port
 from engine.services.deploy import deploy_file
 from engine.services.enroll import Enroller
 from engine.stack import EmbeddedStack, StackPorts
-from engine.store import Store
 from engine.temporal import workflow_id
 from engine.worker_process import worker_process
 
@@ -115,22 +115,6 @@ def steps_of(kind: str) -> list[dict[str, Any]]:
     if kind == "run":
         return [_EXIT]
     return [*KINDS[kind], _REST, _EXIT]
-
-
-@dataclass(frozen=True)
-class Database:
-    name: str
-    url: str
-    schema: str | None = None
-
-    def open(self) -> Store:
-        return Store.from_url(self.url, schema=self.schema)
-
-    def worker_url(self) -> str:
-        """The URL a worker process opens: the schema on the connection's search path."""
-        if self.schema is None:
-            return self.url
-        return f"{self.url}?options=-csearch_path%3D{self.schema}"
 
 
 def journey_document(kind: str) -> dict[str, Any]:

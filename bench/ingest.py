@@ -78,6 +78,12 @@ class Database:
     def open(self) -> Store:
         return Store.from_url(self.url, schema=self.schema)
 
+    def worker_url(self) -> str:
+        """The URL a worker process opens: the schema on the connection's search path."""
+        if self.schema is None:
+            return self.url
+        return f"{self.url}?options=-csearch_path%3D{self.schema}"
+
 
 # -- part 1: events -----------------------------------------------------------------------------
 
