@@ -96,6 +96,19 @@ class Enrollment:
 
 
 @dataclass(frozen=True)
+class EnrollmentEnd:
+    """How a run ended, as its enrollment records it (``Store.finish_enrollments``)."""
+
+    enrollment_id: str
+    status: EnrollmentStatus
+    ended_at: datetime
+    exit_step: str | None
+    path: tuple[str, ...]
+    variants: dict[str, str] = field(default_factory=dict)
+    exit_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class Delivery:
     send_key: str
     """Made by the workflow; one delivery row per key, whatever the retries."""

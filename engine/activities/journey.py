@@ -41,11 +41,11 @@ from engine.caps.budgets import budget_scopes
 from engine.caps.checker import CapChecker, CapRequest, CapStoreUnavailable
 from engine.conditions.branch import first_match
 from engine.conditions.errors import UnknownTier
-from engine.domain import Delivery, DeliveryStatus, JourneyVersion, Profile
+from engine.domain import Delivery, DeliveryStatus, EnrollmentEnd, JourneyVersion, Profile
 from engine.dsl.models import Budget, Journey, SendStep
 from engine.dsl.tiers import Tiers
 from engine.metrics import EngineMetrics
-from engine.store import EnrollmentNotFound, ProfileNotFound, SendFacts, SendLookup, Store
+from engine.store import ProfileNotFound, SendFacts, SendLookup, Store
 from engine.templates import TemplateError, render_message
 from engine.workflow.messages import (
     BranchInput,
@@ -185,6 +185,10 @@ class JourneyActivities:
         # Concurrent sends share their reads and their delivery-log commits.
         self._facts = Coalescer[SendLookup, SendFacts](self._read_facts)
         self._deliveries = Coalescer[Delivery, Delivery](store.record_deliveries)
+        # A wave's runs end together: their ledger writes share a transaction, so the local
+        # activity (and the workflow task it holds open) does not queue for SQLite's write lock
+        # once per run.
+        self._endings = Coalescer[EnrollmentEnd, bool](store.finish_enrollments)
 
     async def _read_facts(self, lookups: Sequence[SendLookup]) -> list[SendFacts]:
         facts = await self._store.send_facts(lookups)
@@ -490,17 +494,18 @@ class JourneyActivities:
     @activity.defn(name="finish_run")
     async def finish_run(self, input: FinishInput) -> None:
         """Close the enrollment in the ledger (re-entry and reports read it)."""
-        try:
-            await self._store.finish_enrollment(
+        found = await self._endings(
+            EnrollmentEnd(
                 input.enrollment_id,
                 status=input.status,
                 ended_at=input.ended_at.astimezone(UTC),
                 exit_step=input.exit_step,
-                path=input.path,
-                variants=input.variants,
+                path=tuple(input.path),
+                variants=dict(input.variants),
                 exit_reason=input.reason,
             )
-        except EnrollmentNotFound:
+        )
+        if not found:
             # The starter removed the row after a start it thought had failed; the run is real,
             # so say so loudly rather than retry for ever.
             log.error("enrollment_missing", enrollment_id=input.enrollment_id)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from engine.domain import Enrollment, EnrollmentStatus, JourneyVersion
+from engine.domain import Enrollment, EnrollmentEnd, EnrollmentStatus, JourneyVersion
 from engine.store import locks, records
 from engine.store.columns import require_aware
 from engine.store.core import CHUNK, StoreCore, chunks
@@ -255,31 +255,54 @@ class JourneyStore(StoreCore):
         variants: Mapping[str, str],
         exit_reason: str | None = None,
     ) -> None:
-        """Record how a run ended. The first finish wins: finishing again (a retried activity) is
-        a no-op. Raises ``EnrollmentNotFound`` for an unknown id."""
-        if status == "active":
-            raise ValueError("a finished enrollment cannot have status 'active'")
+        """Record how a run ended (see :meth:`finish_enrollments`). Raises
+        ``EnrollmentNotFound`` for an unknown id."""
+        end = EnrollmentEnd(
+            enrollment_id, status, ended_at, exit_step, tuple(path), dict(variants), exit_reason
+        )
+        if not (await self.finish_enrollments([end]))[0]:
+            raise EnrollmentNotFound(enrollment_id)
+
+    async def finish_enrollments(self, ends: Sequence[EnrollmentEnd]) -> list[bool]:
+        """Record how several runs ended, in one transaction (one write lock and one commit for
+        a whole wave's worth of runs ending at once); for each, in order, whether its enrollment
+        exists (False: an unknown id, nothing written for it).
+
+        The first finish wins: finishing again (a retried activity, or the same id twice in one
+        batch) leaves the row as the first finish wrote it.
+        """
+        for end in ends:
+            if end.status == "active":
+                raise ValueError("a finished enrollment cannot have status 'active'")
+            require_aware(end.ended_at)
         async with self._transaction() as conn:
-            result = await conn.execute(
-                update(enrollments)
-                .where(enrollments.c.id == enrollment_id, enrollments.c.status == "active")
-                .values(
-                    status=status,
-                    ended_at=require_aware(ended_at),
-                    exit_step=exit_step,
-                    exit_reason=exit_reason,
-                    path=list(path),
-                    variants=dict(variants),
-                )
-            )
-            if result.rowcount == 0:
-                exists = (
-                    await conn.execute(
-                        select(enrollments.c.id).where(enrollments.c.id == enrollment_id)
+            unchanged: set[str] = set()
+            for end in ends:
+                result = await conn.execute(
+                    update(enrollments)
+                    .where(enrollments.c.id == end.enrollment_id, enrollments.c.status == "active")
+                    .values(
+                        status=end.status,
+                        ended_at=end.ended_at,
+                        exit_step=end.exit_step,
+                        exit_reason=end.exit_reason,
+                        path=list(end.path),
+                        variants=dict(end.variants),
                     )
-                ).one_or_none()
-                if exists is None:
-                    raise EnrollmentNotFound(enrollment_id)
+                )
+                if result.rowcount == 0:
+                    unchanged.add(end.enrollment_id)
+            known = await self._known_enrollments(conn, unchanged)
+        return [end.enrollment_id in known or end.enrollment_id not in unchanged for end in ends]
+
+    async def _known_enrollments(self, conn: AsyncConnection, ids: set[str]) -> set[str]:
+        """Which of ``ids`` have an enrollment row."""
+        if not ids:
+            return set()
+        rows = await conn.execute(
+            select(enrollments.c.id).where(among(enrollments.c.id, ids, conn.dialect.name))
+        )
+        return {row.id for row in rows}
 
 
 async def _lock_journey(conn: AsyncConnection, journey_id: str) -> None:

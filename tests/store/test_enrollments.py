@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.domain import Enrollment
+from engine.domain import Enrollment, EnrollmentEnd
 from engine.store import EnrollmentNotFound, Store
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -77,6 +77,53 @@ async def test_finishing_an_unknown_enrollment_raises(store: Store) -> None:
         await store.finish_enrollment(
             "nope", status="exited", ended_at=T0, exit_step=None, path=[], variants={}
         )
+
+
+async def test_a_batch_of_endings_is_written_together_and_says_which_ids_exist(
+    store: Store,
+) -> None:
+    for eid in ("e1", "e2", "e3"):
+        await store.create_enrollment(_enrollment(eid, T0, profile_id=eid))
+    await store.finish_enrollment(
+        "e3", status="exited", ended_at=T0, exit_step="wait", path=["wait"], variants={}
+    )
+    day = T0 + timedelta(days=1)
+
+    found = await store.finish_enrollments(
+        [
+            EnrollmentEnd("e1", "completed", day, "done", ("wait", "send", "done"), {"ab": "B"}),
+            EnrollmentEnd("gone", "completed", day, "done", ()),
+            EnrollmentEnd("e2", "converted", day, "wait", ("wait",), exit_reason="order_paid"),
+            # The same run again in the same batch, and a run already ended: first finish wins.
+            EnrollmentEnd("e1", "stopped", day, "send", ("wait", "send")),
+            EnrollmentEnd("e3", "completed", day, "done", ("wait", "send", "done")),
+        ]
+    )
+
+    assert found == [True, False, True, True, True]
+    ended = {e.id: e for e in await store.enrollments("cart")}
+    assert (ended["e1"].status, ended["e1"].path, ended["e1"].variants) == (
+        "completed",
+        ("wait", "send", "done"),
+        {"ab": "B"},
+    )
+    assert (ended["e2"].status, ended["e2"].exit_reason) == ("converted", "order_paid")
+    assert (ended["e3"].status, ended["e3"].ended_at) == ("exited", T0)
+    assert await store.get_enrollment("gone") is None
+
+
+async def test_a_batch_with_a_bad_ending_writes_none_of_it(store: Store) -> None:
+    await store.create_enrollment(_enrollment("e1", T0))
+
+    with pytest.raises(ValueError, match="naive"):
+        await store.finish_enrollments(
+            [
+                EnrollmentEnd("e1", "completed", T0, "done", ()),
+                EnrollmentEnd("e1", "completed", datetime(2026, 11, 21), "done", ()),
+            ]
+        )
+
+    assert (await store.get_enrollment("e1")) == _enrollment("e1", T0)
 
 
 async def test_a_deleted_enrollment_is_gone(store: Store) -> None:
