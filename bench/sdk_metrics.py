@@ -59,8 +59,8 @@ def quantile(buckets: Buckets, q: float) -> float:
 
 
 def bound(buckets: Buckets, q: float, unit: str) -> str:
-    """The q-quantile as its bucket says it: ``<=100ms``, or ``>1000ms`` past the last finite
-    bucket (the SDK's workflow-task execution buckets end at 1 s, so "inf" means over it)."""
+    """The q-quantile as its bucket says it: ``<=100ms``, or ``>10000ms`` past the last finite
+    bucket ("inf" would hide where the buckets end)."""
     found = quantile(buckets, q)
     if found == math.inf:
         finite = [b for b, _ in buckets if b != math.inf]

@@ -91,6 +91,7 @@ async def journey_worker(
             workflows=role != "activities",
             remote_activities=role != "workflows",
             extra_workflows=extra_workflows,
+            workflow_task_slots=settings.workflow_task_slots,
         )
     finally:
         await registry.aclose()

@@ -13,6 +13,9 @@ import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+WORKFLOW_TASK_SLOTS = 100
+"""Workflow tasks a worker process runs at once, unless JOURNEY_WORKFLOW_TASK_SLOTS says."""
+
 SEARCH_ATTRIBUTES = ("JourneyId", "JourneyVersion", "ProfileId", "JourneyStep")
 """Custom Keyword search attributes the runtime keeps up to date for operators."""
 
@@ -64,6 +67,12 @@ class Settings(LogSettings):
     )
     report_secret: SecretStr | None = Field(
         None, description="signs report links (`journey report --link`); the API must share it"
+    )
+    workflow_task_slots: int = Field(
+        WORKFLOW_TASK_SLOTS,
+        ge=2,
+        description="journey worker: workflow tasks one process runs at once (their CPU is "
+        "shared, so more only makes each slower; see the README's scale figures)",
     )
     time_scale: float = Field(
         1.0, gt=0, description="divides every wait; >1 only for demos and rehearsals"

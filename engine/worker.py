@@ -12,6 +12,7 @@ from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from engine import compiled_once
+from engine.settings import WORKFLOW_TASK_SLOTS
 from engine.workflow.journey import JourneyWorkflow
 from engine.workflow.segment_entry import SegmentEntryWorkflow
 
@@ -50,6 +51,7 @@ def build_worker(
     *,
     max_concurrent_activities: int = 100,
     workflow_task_pollers: int = 10,
+    workflow_task_slots: int = WORKFLOW_TASK_SLOTS,
     workflow_runner: WorkflowRunner = SANDBOX,
     workflows: bool = True,
     remote_activities: bool = True,
@@ -63,7 +65,10 @@ def build_worker(
     ``remote_activities=False``: workflow tasks and their local activities only, no activity
     tasks (`journey worker --only workflows`: it would take sends it cannot run).
     ``extra_workflows``: more workflow classes on the same queue and activities (a benchmark's
-    hand-written baseline next to the journeys, on the same worker)."""
+    hand-written baseline next to the journeys, on the same worker).
+    ``workflow_task_slots``: workflow tasks run at once. Their activations share one process's
+    CPU (and GIL), so a backlog spread over more slots makes every task slower without draining
+    it faster: a task's execution latency grows with the slots in use."""
     return Worker(
         client,
         task_queue=task_queue,
@@ -71,6 +76,7 @@ def build_worker(
         activities=list(activities),
         workflow_runner=workflow_runner,
         max_concurrent_activities=max_concurrent_activities,
-        max_concurrent_workflow_task_polls=workflow_task_pollers,
+        max_concurrent_workflow_tasks=workflow_task_slots,
+        max_concurrent_workflow_task_polls=min(workflow_task_pollers, workflow_task_slots),
         no_remote_activities=not remote_activities,
     )

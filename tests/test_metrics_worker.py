@@ -133,6 +133,16 @@ async def test_the_worker_serves_its_sends_and_the_temporal_sdk_metrics_on_their
     }
     wanted = {name for name in dashboard_metric_names() if name.startswith("temporal_")}
     assert wanted and wanted <= served, wanted - served
+    # Workflow-task latencies come in buckets fine enough to read a p99 under and over 1 s.
+    for name in ("execution", "schedule_to_start"):
+        buckets = {
+            float(sample.labels["le"])
+            for family in temporal
+            if family.name == f"temporal_workflow_task_{name}_latency"
+            for sample in family.samples
+            if sample.name.endswith("_bucket")
+        }
+        assert {750, 1500, 3000} <= buckets, (name, sorted(buckets))
 
 
 @pytest.mark.parametrize("variable", ["JOURNEY_METRICS_PORT", "JOURNEY_TEMPORAL_METRICS_PORT"])
