@@ -71,8 +71,7 @@ class Settings(LogSettings):
     workflow_task_slots: int = Field(
         WORKFLOW_TASK_SLOTS,
         ge=2,
-        description="journey worker: workflow tasks one process runs at once (their CPU is "
-        "shared, so more only makes each slower; see the README's scale figures)",
+        description="journey worker: workflow tasks one process runs at once",
     )
     time_scale: float = Field(
         1.0, gt=0, description="divides every wait; >1 only for demos and rehearsals"
