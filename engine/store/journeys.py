@@ -277,7 +277,9 @@ class JourneyStore(StoreCore):
             require_aware(end.ended_at)
         async with self._transaction() as conn:
             unchanged: set[str] = set()
-            for end in ends:
+            # In id order (stable: a repeated id keeps its first finish first), so two workers'
+            # batches that share a row lock it in the same order rather than deadlock.
+            for end in sorted(ends, key=lambda end: end.enrollment_id):
                 result = await conn.execute(
                     update(enrollments)
                     .where(enrollments.c.id == end.enrollment_id, enrollments.c.status == "active")
