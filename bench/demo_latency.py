@@ -27,13 +27,7 @@ import time
 from pathlib import Path
 
 import structlog
-from temporalio.runtime import (
-    LogForwardingConfig,
-    LoggingConfig,
-    PrometheusConfig,
-    Runtime,
-    TelemetryConfig,
-)
+from temporalio.runtime import Runtime
 
 from bench.sdk_metrics import (
     METRICS,
@@ -46,6 +40,7 @@ from bench.sdk_metrics import (
 from engine.demo.run import DemoOptions, run_demo
 from engine.servers import free_port
 from engine.stack import StackPorts
+from engine.telemetry import temporal_runtime
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,19 +60,12 @@ class _Counter(logging.Handler):
 
 
 _WORKER_TELEMETRY = """\
-import logging, os, pathlib
-from temporalio.runtime import (
-    LogForwardingConfig, LoggingConfig, PrometheusConfig, Runtime, TelemetryConfig,
-)
+import os, pathlib
+from temporalio.runtime import Runtime
+from engine.telemetry import temporal_runtime
 command = pathlib.Path("/proc/self/cmdline").read_bytes().split(b"\\0")
 if b"workflows" in command or (b"worker" in command and b"--only" not in command):
-  Runtime.set_default(Runtime(telemetry=TelemetryConfig(
-    logging=LoggingConfig(
-        filter=LoggingConfig.default.filter,
-        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
-    ),
-    metrics=PrometheusConfig(bind_address=os.environ["BENCH_WORKER_METRICS"]),
-  )))
+  Runtime.set_default(temporal_runtime(os.environ["BENCH_WORKER_METRICS"]))
 """
 """A ``sitecustomize`` for the process that runs the workflows (``journey worker --only
 workflows``, or a plain ``journey worker``): its runtime serves Prometheus metrics (the worker's
@@ -102,18 +90,8 @@ async def measure(profiles: int, activities: int, in_process: bool) -> None:
     core = logging.getLogger("temporalio.core")
     core.addHandler(counter)
     core.propagate = False
-    Runtime.set_default(
-        Runtime(
-            telemetry=TelemetryConfig(
-                logging=LoggingConfig(
-                    filter=LoggingConfig.default.filter,
-                    forwarding=LogForwardingConfig(logger=core),
-                ),
-                metrics=PrometheusConfig(bind_address=f"127.0.0.1:{metrics_port}"),
-            )
-        ),
-        error_if_already_set=True,
-    )
+    # The engine's runtime (its finer latency buckets), its core log lines forwarded to ``core``.
+    Runtime.set_default(temporal_runtime(f"127.0.0.1:{metrics_port}"), error_if_already_set=True)
     with tempfile.TemporaryDirectory() as home:
         options = DemoOptions(
             home=Path(home),
