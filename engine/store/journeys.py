@@ -294,17 +294,18 @@ class JourneyStore(StoreCore):
                 )
                 if result.rowcount == 0:
                     unchanged.add(end.enrollment_id)
-            known = await self._known_enrollments(conn, unchanged)
-        return [end.enrollment_id in known or end.enrollment_id not in unchanged for end in ends]
+            missing = unchanged - await _existing(conn, unchanged)
+        return [end.enrollment_id not in missing for end in ends]
 
-    async def _known_enrollments(self, conn: AsyncConnection, ids: set[str]) -> set[str]:
-        """Which of ``ids`` have an enrollment row."""
-        if not ids:
-            return set()
-        rows = await conn.execute(
-            select(enrollments.c.id).where(among(enrollments.c.id, ids, conn.dialect.name))
-        )
-        return {row.id for row in rows}
+
+async def _existing(conn: AsyncConnection, ids: set[str]) -> set[str]:
+    """Which of ``ids`` have an enrollment row."""
+    if not ids:
+        return set()
+    rows = await conn.execute(
+        select(enrollments.c.id).where(among(enrollments.c.id, ids, conn.dialect.name))
+    )
+    return {row.id for row in rows}
 
 
 async def _lock_journey(conn: AsyncConnection, journey_id: str) -> None:
